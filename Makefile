@@ -1,0 +1,35 @@
+# Each user-facing target sets up .venv itself, so a fresh clone needs only `make run` / `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-all bench lint clean
+
+install: $(STAMP)
+
+# Reinstall only when the package metadata changes; the package itself is installed editable.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(PY) -m rlloop.run $(ARGS)
+
+test: install
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q $(ARGS)
+
+test-all: install
+	$(PY) -m pytest -q -m '' $(ARGS)
+
+bench: install
+	$(PY) -m rlloop.bench $(ARGS)
+
+lint: install
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
