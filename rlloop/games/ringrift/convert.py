@@ -216,7 +216,7 @@ def board_to_json(rules: Rules, board: RingRiftBoard, player: int) -> dict:
 
 
 # ---------------------------------------------------------------------- moves <-> actions
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _regions_fn(rules: Rules):
     def f(board):
         s = rules.stacks(board)
@@ -228,10 +228,7 @@ def _regions_fn(rules: Rules):
 def _direction(rules: Rules, frm: int, to: int) -> tuple[int, int]:
     (fx, fy), (tx, ty) = rules.geo.coords[frm], rules.geo.coords[to]
     dx, dy = int(tx - fx), int(ty - fy)
-    if rules.geo.is_hex:
-        k = (abs(dx) + abs(dy) + abs(dx + dy)) // 2
-    else:
-        k = max(abs(dx), abs(dy))
+    k = (abs(dx) + abs(dy) + abs(dx + dy)) // 2 if rules.geo.is_hex else max(abs(dx), abs(dy))
     if k == 0:
         raise ValueError("zero-length move")
     for d, (ux, uy) in enumerate(rules.geo.dirs):

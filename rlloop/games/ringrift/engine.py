@@ -501,7 +501,7 @@ class Rules:
 
     def apply_segment(self, b, an, p, frm, d, k):
         """Move or capture (R30, R35) from ``frm`` along ``d`` landing after ``k`` steps."""
-        r, s = an["r"], an["s"]
+        r = an["r"]
         steps = jnp.arange(1, self.K + 1)
         cells = self.ray[frm, d]  # [K]
         j = r["first"][frm, d] + 1

@@ -134,9 +134,6 @@ class RingRift(Game):
                 grid[r_][c_] = f" #{b.collapsed[c]}"
             else:
                 grid[r_][c_] = "  ."
-        for r_ in range(gh):
-            for c_ in range(gw):
-                pass
         lines = ["".join(row) for row in grid]
         lines.append(
             f"player {int(state.current_player) + 1} phase {PHASE_NAMES[int(b.phase)]} "
