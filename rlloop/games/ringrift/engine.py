@@ -374,19 +374,28 @@ class Rules:
         return rg["region"] & jnp.where(recovery_ctx, recov, normal)
 
     # ------------------------------------------------------------------ analysis + mask
-    def analyze(self, b: RingRiftBoard, p: Array) -> dict:
+    def analyze_board(self, b: RingRiftBoard) -> dict:
+        """Player-independent facts: stacks, rays, move/capture tables, region labels."""
         s = self.stacks(b)
         r = self.ray_facts(b, s)
         move_ok, cap_ok = self.move_table(s, r)
+        rg = self.regions(b, s)
+        acts = self.can_act(r, s["h"], s["cap"])
+        return dict(s=s, r=r, move_ok=move_ok, cap_ok=cap_ok, rg=rg, acts=acts)
+
+    def analyze_player(self, b: RingRiftBoard, p: Array, base: dict) -> dict:
+        """Add the facts of player ``p`` (lines, recovery, processable regions) to ``base``."""
+        s = base["s"]
         ln = self.lines(b, p)
         rc = self.recovery(b, s, ln, p)
-        rg = self.regions(b, s)
-        proc = self.processable(s, rg, p, b.recov_turn)
+        proc = self.processable(s, base["rg"], p, b.recov_turn)
         mine = s["is_stack"] & (s["top"] == p)
-        acts = self.can_act(r, s["h"], s["cap"])
-        return dict(s=s, r=r, move_ok=move_ok, cap_ok=cap_ok, ln=ln, rc=rc, rg=rg, proc=proc,
-                    mine=mine, controls=jnp.any(mine[: self.N]), acts=acts,
-                    has_region=jnp.any(proc))
+        return dict(base, ln=ln, rc=rc, proc=proc, mine=mine,
+                    controls=jnp.any(mine[: self.N]), has_region=jnp.any(proc))
+
+    def analyze(self, b: RingRiftBoard, p: Array) -> dict:
+        """Everything the legal mask and the transitions need for player ``p``."""
+        return self.analyze_player(b, p, self.analyze_board(b))
 
     def legal_mask(self, b: RingRiftBoard, p: Array, an: dict) -> Array:
         """bool [num_actions] for player ``p`` in phase ``b.phase`` (R20)."""
@@ -693,12 +702,13 @@ class Rules:
         phase0 = b.phase
         b1, landing, is_cap = lax.switch(
             kind, [lambda bb, i, f=f: f(bb, an, p, i) for f in branches], b, idx)
-        an1 = self.analyze(b1, p)
+        base1 = self.analyze_board(b1)  # transitions never change the board contents
+        an1 = self.analyze_player(b1, p, base1)
         b2, end_turn = self._transition(b1, an1, p, kind, phase0, landing, is_cap)
-        b3, p3 = self._end_turn(b2, p)
+        b3, p3 = self._end_turn(b2, p, base1["s"], base1["r"])
         b_out = jax.tree.map(lambda x, y: jnp.where(end_turn, x, y), b3, b2)
         p_out = jnp.where(end_turn, p3, p)
-        an_out = self.analyze(b_out, p_out)
+        an_out = self.analyze_player(b_out, p_out, base1)
         mask = self.legal_mask(b_out, p_out, an_out)
         terminated = b_out.winner > 0
         return b_out, p_out, mask & ~terminated, terminated
@@ -800,10 +810,9 @@ class Rules:
                   jnp.where(struct, 3, jnp.where(stalemate, st_r, 0))))
         return winner.astype(jnp.int32), reason.astype(jnp.int32)
 
-    def _end_turn(self, b: RingRiftBoard, p: Array):
-        """END_TURN (R21): victory, rotation (R71) and the host LPS tracker (R68)."""
-        s = self.stacks(b)
-        r = self.ray_facts(b, s)
+    def _end_turn(self, b: RingRiftBoard, p: Array, s: dict, r: dict):
+        """END_TURN (R21): victory, rotation (R71) and the host LPS tracker (R68).
+        ``s``/``r``: stack and ray facts of ``b``."""
         winner, reason = self._victory(b, s, r, p)
         mat = self.material(b, s)
         order = (p - 1 + jnp.arange(1, self.P + 1)) % self.P  # 0-based seats after p
