@@ -279,7 +279,8 @@ def test_generate_positions_is_stratified_reproducible_and_exact() -> None:
 
 
 def test_committed_positions_resolve() -> None:
-    positions = c4.load_positions(OWN_POSITIONS)
+    positions = c4.load_bundled_positions()
+    assert c4.BUNDLED_POSITIONS == OWN_POSITIONS
     assert len(positions) >= 200
     plies = {len(p.moves) for p in positions}
     assert min(plies) <= 12 and max(plies) >= 40 and len(plies) >= 25

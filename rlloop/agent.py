@@ -1,0 +1,118 @@
+"""Trained agents for notebooks and tools: ``rlloop.load_agent(run_dir)``.
+
+An :class:`Agent` works on batches of game states (leading batch axis [B]):
+``policy(states)`` [B, A], ``value(states)`` [B, N] and ``act(states, key, num_simulations)`` [B].
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from omegaconf import DictConfig, OmegaConf
+
+from rlloop import games
+from rlloop.checkpoints import TrainCheckpoints
+from rlloop.config import Config
+from rlloop.games.base import Game, State
+from rlloop.networks import PolicyValueNet, init_params, network_from_config
+from rlloop.search import evaluate, search_from_config
+from rlloop.train import init_train_state, make_optimizer
+
+
+class Agent:
+    """A network (and its search) bound to parameters.
+
+    Args:
+      game: the game the network was trained on.
+      network: the policy-value network.
+      params: its parameters.
+      search_config: the ``search`` config node used by :meth:`act`.
+    """
+
+    def __init__(self, game: Game, network: PolicyValueNet, params: Any, search_config: Any) -> None:
+        self.game = game
+        self.network = network
+        self.params = params
+        self.search_config = search_config
+
+    @functools.cached_property
+    def _evaluate(self) -> Any:
+        return jax.jit(lambda params, states: evaluate(self.network, self.game, params, states))
+
+    def policy(self, states: State) -> jax.Array:
+        """The network's move probabilities, illegal moves zeroed. float32 [B, A]."""
+        logits, _ = self._evaluate(self.params, states)
+        return jax.nn.softmax(logits, axis=-1) * states.legal_action_mask
+
+    def value(self, states: State) -> jax.Array:
+        """Predicted outcome for every player **by seat** (player 0 first). float32 [B, N]."""
+        _, relative = self._evaluate(self.params, states)
+        num_players = self.game.num_players
+        # relative[:, k] is the value of the player k seats after the mover.
+        offsets = (jnp.arange(num_players)[None, :] - states.current_player[:, None]) % num_players
+        return jnp.take_along_axis(relative, offsets, axis=1)
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019 - one compiled search per simulation count
+    def _act_fn(self, num_simulations: int) -> Any:
+        if num_simulations == 0:
+            return jax.jit(lambda params, key, states: jnp.argmax(
+                evaluate(self.network, self.game, params, states)[0], axis=-1
+            ).astype(jnp.int32))  # fmt: skip
+        search = search_from_config(
+            self.game, self.network, self.search_config, num_simulations=num_simulations
+        )
+        return jax.jit(
+            lambda params, key, states: jnp.argmax(
+                search(params, key, states).action_weights, axis=-1
+            ).astype(jnp.int32)
+        )
+
+    def act(self, states: State, key: jax.Array, num_simulations: int | None = None) -> jax.Array:
+        """Greedy moves int32 [B]: argmax of search's improved policy with
+        ``num_simulations`` (default: the run's), or of the raw policy when 0."""
+        count = int(self.search_config.num_simulations if num_simulations is None else num_simulations)
+        if count < 0:
+            raise ValueError(f"num_simulations must be >= 0, got {count}")
+        return self._act_fn(count)(self.params, key, states)
+
+
+def load_config(run_dir: str | Path) -> DictConfig:
+    """The config a run was started with (``<run>/config.yaml``), on today's schema (keys
+    added since the run was made take their defaults)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{Path(run_dir)} is not an rlloop run directory: it has no config.yaml"
+        )
+    return OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))
+
+
+def load_agent(run_dir: str | Path, *, step: int | None = None) -> Agent:
+    """The agent of run ``run_dir`` at checkpoint ``step`` (default: the latest).
+
+    Raises:
+      FileNotFoundError: ``run_dir`` is not a run, or it has no checkpoint yet.
+    """
+    config = load_config(run_dir)
+    game = games.make(config.game.name)
+    network = network_from_config(game, config.model)
+    # Restore onto this process's first device whatever the saving run's topology was.
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    template = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+        jax.eval_shape(
+            lambda: init_train_state(
+                init_params(network, game, jax.random.key(0)), make_optimizer(config.train)
+            )
+        ),
+    )
+    checkpoints = TrainCheckpoints(Path(run_dir) / "checkpoints" / "train", keep=10**6)
+    try:
+        state, _ = checkpoints.restore(step, template=template)
+    finally:
+        checkpoints.close()
+    return Agent(game, network, state.params, config.search)

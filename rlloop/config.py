@@ -1,0 +1,252 @@
+"""Configuration schemas (validated by Hydra/OmegaConf) and ``compose``.
+
+Every config node is a dataclass below. Hydra merges the YAML files of ``conf/`` into these
+schemas, so a misspelt key or a value of the wrong type fails at start with a message that
+names it; :func:`validate` then checks ranges and cross-field rules that types cannot express.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+class SearchAlgorithm(enum.Enum):
+    gumbel = "gumbel"
+    puct = "puct"
+
+
+class LearningRateSchedule(enum.Enum):
+    constant = "constant"
+    cosine = "cosine"
+    warmup_cosine = "warmup_cosine"
+
+
+class Optimizer(enum.Enum):
+    adamw = "adamw"
+    sgd = "sgd"
+
+
+@dataclasses.dataclass
+class GameConfig:
+    """Which game to play: a name from ``rlloop.games.names()``."""
+
+    name: str = "connect4"
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Policy-value network: a ResNet of ``num_blocks`` residual blocks of ``channels`` 3x3
+    convolutions, or (``architecture: mlp``) ``num_blocks`` dense layers of ``channels``."""
+
+    name: str = "tiny"
+    architecture: str = "resnet"  # resnet | mlp
+    num_blocks: int = 2
+    channels: int = 32
+    value_hidden: int = 64
+    dtype: str = "float32"  # float32 | bfloat16 (activations; parameters stay float32)
+
+
+@dataclasses.dataclass
+class SearchConfig:
+    """mctx search. ``gumbel``: Gumbel MuZero policy; ``puct``: classic MuZero/AlphaZero."""
+
+    algorithm: SearchAlgorithm = SearchAlgorithm.gumbel
+    num_simulations: int = 32
+    max_num_considered_actions: int = 16
+    gumbel_scale: float = 1.0
+    # Completed-Q transform (gumbel): sigma = (maxvisit_init + max visits) * value_scale.
+    value_scale: float = 0.1
+    maxvisit_init: float = 50.0
+    rescale_values: bool = True
+    # PUCT only.
+    dirichlet_alpha: float = 0.3
+    dirichlet_fraction: float = 0.25
+    pb_c_init: float = 1.25
+    pb_c_base: float = 19652.0
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Optimiser, loss weights, batch and replay."""
+
+    optimizer: Optimizer = Optimizer.adamw
+    learning_rate: float = 1e-3
+    schedule: LearningRateSchedule = LearningRateSchedule.constant
+    warmup_steps: int = 0
+    decay_steps: int = 10_000
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    max_grad_norm: float = 1.0
+    value_loss_weight: float = 1.0
+    batch_size: int = 256
+    steps_per_iteration: int = 32
+    replay_capacity: int = 200_000
+    min_replay_size: int = 1_000
+    augment: bool = True
+
+
+@dataclasses.dataclass
+class LoopConfig:
+    """The self-play loop: how much to play and train each iteration, and logging."""
+
+    name: str = "default"
+    iterations: int = 200
+    moves_per_chunk: int = 42  # T: moves every game advances in one jitted chunk
+    chunks_per_iteration: int = 1
+    # Sample moves from the improved policy for the first N moves of a game, greedy after.
+    temperature_moves: int = 10
+    # New games open with a uniform number in [0, N] of uniformly random moves (not recorded
+    # as samples), so that self-play also learns positions its own best play never reaches.
+    random_opening_moves: int = 0
+    seed: int = 0
+    log_every: int = 1
+    checkpoint_every: int = 10
+    keep_checkpoints: int = 3
+    tensorboard: bool = True
+
+
+@dataclasses.dataclass
+class HardwareConfig:
+    """The machine: devices, games per device, host workers. Appended with ``+hardware=NAME``."""
+
+    name: str = "cpu"
+    platform: str = "auto"  # auto | cpu | gpu | tpu
+    # Virtual CPU devices (XLA host platform); 0 keeps XLA's default single device.
+    num_cpu_devices: int = 2
+    games_per_device: int = 256
+    memory_fraction: float = 0.75
+    side_workers: int = 1
+    side_threads: int = 1
+    compilation_cache: bool = True
+    # Multi-host (jax.distributed); empty coordinator means single-process.
+    coordinator_address: str = ""
+    num_processes: int = 1
+    process_id: int = 0
+
+
+@dataclasses.dataclass
+class Config:
+    game: GameConfig = dataclasses.field(default_factory=GameConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    loop: LoopConfig = dataclasses.field(default_factory=LoopConfig)
+    hardware: HardwareConfig = dataclasses.field(default_factory=HardwareConfig)
+    # Where the run writes; Hydra sets it to its output directory.
+    run_dir: str = ""
+
+
+def register_schemas() -> None:
+    """Register the schemas with Hydra's ConfigStore (idempotent)."""
+    # The primary config extends this schema, so every group merged into it is type-checked.
+    ConfigStore.instance().store(name="config_schema", node=Config)
+
+
+def _positive(config: DictConfig, path: str) -> list[str]:
+    value = OmegaConf.select(config, path)
+    return [] if value > 0 else [f"{path}={value!r} must be > 0"]
+
+
+def validate(config: DictConfig) -> DictConfig:
+    """Check ranges and names that the schema's types cannot; raise ValueError listing all."""
+    from rlloop import games
+
+    problems: list[str] = []
+    if config.game.name not in games.names():
+        problems.append(
+            f"game.name={config.game.name!r} is not a registered game; valid: "
+            + ", ".join(games.names())
+        )
+    for path in (
+        "model.num_blocks", "model.channels", "model.value_hidden",
+        "search.num_simulations", "search.max_num_considered_actions",
+        "train.learning_rate", "train.batch_size", "train.steps_per_iteration",
+        "train.replay_capacity", "train.decay_steps",
+        "loop.iterations", "loop.moves_per_chunk", "loop.chunks_per_iteration",
+        "loop.log_every", "loop.checkpoint_every", "loop.keep_checkpoints",
+        "hardware.games_per_device", "hardware.side_workers", "hardware.side_threads",
+        "hardware.num_processes",
+    ):  # fmt: skip
+        problems += _positive(config, path)
+    if config.loop.random_opening_moves < 0 or config.loop.temperature_moves < 0:
+        problems.append("loop.random_opening_moves and loop.temperature_moves must be >= 0")
+    if config.model.architecture not in ("resnet", "mlp"):
+        problems.append(f"model.architecture={config.model.architecture!r}; valid: resnet, mlp")
+    if config.model.dtype not in ("float32", "bfloat16"):
+        problems.append(f"model.dtype={config.model.dtype!r}; valid: float32, bfloat16")
+    if config.hardware.platform not in ("auto", "cpu", "gpu", "tpu"):
+        problems.append(f"hardware.platform={config.hardware.platform!r}; valid: auto, cpu, gpu, tpu")
+    if config.hardware.num_cpu_devices < 0:
+        problems.append(f"hardware.num_cpu_devices={config.hardware.num_cpu_devices} must be >= 0")
+    if not 0 < config.hardware.memory_fraction <= 1:
+        problems.append(f"hardware.memory_fraction={config.hardware.memory_fraction} must be in (0, 1]")
+    if config.train.min_replay_size > config.train.replay_capacity:
+        problems.append(
+            f"train.min_replay_size={config.train.min_replay_size} exceeds "
+            f"train.replay_capacity={config.train.replay_capacity}"
+        )
+    if not 0 <= config.hardware.process_id < config.hardware.num_processes:
+        problems.append(
+            f"hardware.process_id={config.hardware.process_id} must be in "
+            f"[0, hardware.num_processes={config.hardware.num_processes})"
+        )
+    if problems:
+        raise ValueError("invalid rlloop config:\n  " + "\n  ".join(problems))
+    return config
+
+
+def compose(overrides: Sequence[str] = (), *, config_dir: str | Path | None = None) -> DictConfig:
+    """Compose and validate a config from ``conf/`` the way ``python -m rlloop.run`` does.
+
+    Example (from a notebook)::
+
+        config = rlloop.compose(["game=tictactoe", "loop=smoke", "+hardware=cpu"])
+
+    Raises:
+      hydra.errors.ConfigCompositionException / omegaconf errors: unknown group option, key or
+        badly typed value (the message names it).
+      ValueError: a value out of range (the message names every one).
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_schemas()
+    directory = Path(config_dir) if config_dir is not None else CONF_DIR
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(directory.resolve()), version_base="1.3"):
+        overrides = list(overrides)
+        if not any(o.split("=", 1)[0].lstrip("+~") == "run_dir" for o in overrides):
+            overrides.append("run_dir=")  # no Hydra run here: the Loop picks a folder
+        try:
+            config = hydra_compose(config_name="config", overrides=overrides)
+        except Exception as error:
+            raise type(error)(_with_causes(error)) from error
+    return validate(config)
+
+
+def _with_causes(error: BaseException) -> str:
+    """The message of ``error`` followed by those of its causes (Hydra hides the useful one)."""
+    messages, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        text = str(error).strip()
+        if text and text not in messages:
+            messages.append(text)
+        error = error.__cause__ or error.__context__
+    return "\n".join(messages)
+
+
+def to_yaml(config: DictConfig | Any) -> str:
+    """The config as YAML (enums as their names)."""
+    return OmegaConf.to_yaml(config)

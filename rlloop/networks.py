@@ -1,0 +1,121 @@
+"""Flax policy-value networks.
+
+A network maps observations float32 [B, *observation_shape] to
+``(policy_logits float32 [B, num_actions], values float32 [B, num_players])``.
+
+Values are **relative to the player to move**: ``values[:, 0]`` is the mover's expected
+outcome in [-1, 1], ``values[:, k]`` that of the player ``k`` seats after the mover. This keeps
+the value head consistent with observations, which are also drawn from the mover's view.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rlloop.games.base import Game
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with LayerNorm and a skip connection."""
+
+    channels: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = nn.Conv(self.channels, (3, 3), dtype=self.dtype)(x)
+        y = nn.relu(nn.LayerNorm(dtype=self.dtype)(y))
+        y = nn.Conv(self.channels, (3, 3), dtype=self.dtype)(y)
+        y = nn.LayerNorm(dtype=self.dtype)(y)
+        return nn.relu(x + y)
+
+
+class PolicyValueNet(nn.Module):
+    """AlphaZero-style ResNet for grid observations [B, H, W, C], or an MLP.
+
+    The MLP (``architecture="mlp"``, and always for flat observations [B, F]) flattens the
+    observation; it is far cheaper on CPU for tiny boards such as tic-tac-toe.
+
+    Attributes:
+      architecture: ``resnet`` or ``mlp``.
+      num_actions: policy logits per observation.
+      num_players: values per observation (mover first).
+      num_blocks: residual blocks (grid) or hidden layers (flat).
+      channels: convolution channels (grid) or hidden width (flat).
+      value_hidden: width of the value head's hidden layer.
+      dtype: activation dtype (parameters stay float32).
+    """
+
+    num_actions: int
+    num_players: int
+    architecture: str = "resnet"
+    num_blocks: int = 2
+    channels: int = 32
+    value_hidden: int = 64
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, observations: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = observations.astype(self.dtype)
+        if x.ndim == 4 and self.architecture == "resnet":
+            x = nn.relu(nn.Conv(self.channels, (3, 3), dtype=self.dtype)(x))
+            for _ in range(self.num_blocks):
+                x = ResidualBlock(self.channels, dtype=self.dtype)(x)
+            policy = nn.relu(nn.Conv(2, (1, 1), dtype=self.dtype)(x))
+            value = nn.relu(nn.Conv(1, (1, 1), dtype=self.dtype)(x))
+            policy = policy.reshape((policy.shape[0], -1))
+            value = value.reshape((value.shape[0], -1))
+        else:
+            x = x.reshape((x.shape[0], -1))
+            for _ in range(self.num_blocks):
+                x = nn.relu(nn.LayerNorm(dtype=self.dtype)(nn.Dense(self.channels, dtype=self.dtype)(x)))
+            policy = value = x
+        logits = nn.Dense(self.num_actions, dtype=self.dtype)(policy)
+        value = nn.relu(nn.Dense(self.value_hidden, dtype=self.dtype)(value))
+        values = jnp.tanh(nn.Dense(self.num_players, dtype=self.dtype)(value))
+        return logits.astype(jnp.float32), values.astype(jnp.float32)
+
+
+def make_network(
+    game: Game,
+    *,
+    num_blocks: int,
+    channels: int,
+    value_hidden: int,
+    architecture: str = "resnet",
+    dtype: str = "float32",
+) -> PolicyValueNet:
+    """The policy-value network for ``game`` with the given sizes."""
+    if architecture not in ("resnet", "mlp"):
+        raise ValueError(f"model architecture {architecture!r} is unknown; valid: resnet, mlp")
+    return PolicyValueNet(
+        num_actions=game.num_actions,
+        num_players=game.num_players,
+        architecture=architecture,
+        num_blocks=num_blocks,
+        channels=channels,
+        value_hidden=value_hidden,
+        dtype=jnp.dtype(dtype),
+    )
+
+
+def network_from_config(game: Game, model_config: Any) -> PolicyValueNet:
+    """The network described by a ``model`` config node."""
+    return make_network(
+        game,
+        num_blocks=int(model_config.num_blocks),
+        channels=int(model_config.channels),
+        value_hidden=int(model_config.value_hidden),
+        architecture=str(model_config.architecture),
+        dtype=str(model_config.dtype),
+    )
+
+
+def init_params(network: PolicyValueNet, game: Game, key: jax.Array) -> Any:
+    """Fresh parameters for ``network`` (a pytree of float32 arrays)."""
+    dummy = jnp.zeros((1, *game.observation_shape), dtype=jnp.float32)
+    return network.init(key, dummy)

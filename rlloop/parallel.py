@@ -1,0 +1,95 @@
+"""Devices, the mesh and shardings; JAX process-level setup.
+
+One ``Mesh`` over all devices with a single axis ``data``: game states, keys and training
+batches are split along their batch axis, parameters and optimiser state are replicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+log = logging.getLogger(__name__)
+DATA_AXIS = "data"
+DEFAULT_CACHE_DIR = Path(os.environ.get("RLLOOP_CACHE_DIR", Path.home() / ".cache" / "rlloop" / "xla"))
+
+
+def _backends_initialized() -> bool:
+    from jax._src import xla_bridge
+
+    return bool(getattr(xla_bridge, "_backends", {}))
+
+
+def configure_jax(hardware: Any, *, cache_dir: str | Path | None = None) -> None:
+    """Process-level JAX setup from a ``hardware`` config node. Call before any JAX work.
+
+    - ``num_cpu_devices`` virtual XLA host devices (one per core measured best on CPU);
+    - the persistent compilation cache (compiles once per config across runs);
+    - GPU memory fraction;
+    - ``jax.distributed.initialize`` when a coordinator address is given.
+
+    If JAX's backends are already up (e.g. a notebook ran JAX first), device settings cannot
+    change any more; this logs a warning and leaves them.
+    """
+    if hardware.memory_fraction:
+        os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", str(hardware.memory_fraction))
+    if hardware.compilation_cache:
+        directory = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", str(directory))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    if _backends_initialized():
+        if hardware.num_cpu_devices and len(jax.devices("cpu")) != hardware.num_cpu_devices:
+            log.warning(
+                "JAX is already initialised with %d CPU device(s); hardware.num_cpu_devices=%d "
+                "applies only in a fresh process",
+                len(jax.devices("cpu")), hardware.num_cpu_devices,
+            )  # fmt: skip
+        return
+    if hardware.num_cpu_devices:
+        jax.config.update("jax_num_cpu_devices", int(hardware.num_cpu_devices))
+    if hardware.platform in ("cpu", "gpu", "tpu"):
+        jax.config.update("jax_platforms", {"gpu": "cuda,cpu", "tpu": "tpu,cpu"}.get(hardware.platform, "cpu"))
+    if hardware.coordinator_address:
+        jax.distributed.initialize(
+            coordinator_address=hardware.coordinator_address,
+            num_processes=int(hardware.num_processes),
+            process_id=int(hardware.process_id),
+        )
+
+
+def devices_for(platform: str = "auto") -> list[jax.Device]:
+    """All (global) devices of ``platform``; ``auto`` means JAX's default backend."""
+    return jax.devices() if platform == "auto" else jax.devices(platform if platform != "gpu" else "gpu")
+
+
+def make_mesh(devices: list[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh with axis ``data`` over ``devices`` (default: all devices)."""
+    devices = devices if devices is not None else jax.devices()
+    return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def batch_sharding(mesh: Mesh, *, axis: int = 0) -> NamedSharding:
+    """Sharding that splits dimension ``axis`` over ``data`` and replicates the rest."""
+    return NamedSharding(mesh, PartitionSpec(*([None] * axis), DATA_AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """Sharding that keeps a full copy on every device."""
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def put_batch(tree: Any, mesh: Mesh, *, axis: int = 0) -> Any:
+    """Place every leaf of ``tree`` split along ``axis`` on ``data``."""
+    return jax.device_put(tree, batch_sharding(mesh, axis=axis))
+
+
+def put_replicated(tree: Any, mesh: Mesh) -> Any:
+    """Place a full copy of ``tree`` on every device of ``mesh``."""
+    return jax.device_put(tree, replicated(mesh))

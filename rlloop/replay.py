@@ -1,0 +1,170 @@
+"""Replay: joining self-play samples with their games' outcomes, and the replay buffer.
+
+Both live on the host (numpy): the device hands over one chunk at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+Samples = dict[str, np.ndarray]
+SAMPLE_FIELDS = ("observation", "policy", "value")
+
+
+def mover_relative(outcomes: np.ndarray, player: np.ndarray) -> np.ndarray:
+    """Rotate per-seat outcomes [..., N] so index 0 is ``player`` [...], index k the k-th next."""
+    num_players = outcomes.shape[-1]
+    seats = (player[..., None] + np.arange(num_players)) % num_players
+    return np.take_along_axis(outcomes, seats, axis=-1)
+
+
+class PendingGames:
+    """Holds each batch slot's moves until its game ends, then labels them with the outcome.
+
+    Self-play chunks are time-major [T, B]; slot ``b`` plays its games one after the other, so
+    the moves still waiting for an outcome are, per slot, those after its last finished game.
+    At most one unfinished game per slot is held (so at most ``max_steps`` rows).
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[str, np.ndarray] | None = None  # time-major [P, B, ...]
+        self._waiting: np.ndarray | None = None  # [P, B] bool: row still needs its outcome
+
+    @property
+    def num_waiting(self) -> int:
+        """Moves held back until their game ends."""
+        return 0 if self._waiting is None else int(self._waiting.sum())
+
+    def add(self, chunk: Mapping[str, np.ndarray]) -> Samples:
+        """Add a chunk (fields of :class:`rlloop.selfplay.SelfplayChunk` as numpy [T, B, ...]).
+
+        Returns the moves whose games have now ended, flattened to [M, ...]:
+        ``observation``, ``policy`` (improved policy), ``value`` (outcome per player relative
+        to the mover, [M, N]) and ``game_length``.
+        """
+        fields = ("observation", "improved_policy", "player", "done", "final_rewards", "game_length")
+        incoming = {name: np.asarray(chunk[name]) for name in fields}
+        incoming_waiting = np.ones(incoming["done"].shape, dtype=bool)
+        if self._rows is None:
+            rows, waiting = incoming, incoming_waiting
+        else:
+            rows = {k: np.concatenate([self._rows[k], incoming[k]]) for k in fields}
+            waiting = np.concatenate([self._waiting, incoming_waiting])
+        length = rows["done"].shape[0]
+        times = np.arange(length)[:, None]
+        end_time = np.where(rows["done"], times, length)
+        # Next end at or after each row: reverse cumulative minimum along time.
+        next_end = np.minimum.accumulate(end_time[::-1], axis=0)[::-1]
+        resolved = waiting & (next_end < length)
+        t_idx, b_idx = np.nonzero(resolved)
+        ends = next_end[t_idx, b_idx]
+        outcomes = rows["final_rewards"][ends, b_idx]  # [M, N] per seat
+        samples = {
+            "observation": rows["observation"][t_idx, b_idx],
+            "policy": rows["improved_policy"][t_idx, b_idx],
+            "value": mover_relative(outcomes, rows["player"][t_idx, b_idx]).astype(np.float32),
+            "game_length": rows["game_length"][ends, b_idx],
+        }
+        still_waiting = waiting & ~resolved
+        if still_waiting.any():
+            first = int(np.argmax(still_waiting.any(axis=1)))
+            self._rows = {k: v[first:] for k, v in rows.items()}
+            self._waiting = still_waiting[first:]
+        else:
+            self._rows, self._waiting = None, None
+        return samples
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Arrays to persist the waiting moves with a checkpoint."""
+        if self._rows is None:
+            return {}
+        return {**{f"rows/{k}": v for k, v in self._rows.items()}, "waiting": self._waiting}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        if not state:
+            self._rows, self._waiting = None, None
+            return
+        self._rows = {k.split("/", 1)[1]: np.asarray(v) for k, v in state.items() if k.startswith("rows/")}
+        self._waiting = np.asarray(state["waiting"])
+
+
+class ReplayBuffer:
+    """Fixed-capacity ring buffer of (observation, improved policy, value target) samples.
+
+    Args:
+      capacity: samples kept; the oldest are overwritten first.
+      observation_shape, num_actions, num_players: sample shapes.
+    """
+
+    def __init__(
+        self, capacity: int, *, observation_shape: tuple[int, ...], num_actions: int, num_players: int
+    ) -> None:
+        if capacity <= 0:
+            raise ValueError(f"replay capacity must be > 0, got {capacity}")
+        self.capacity = capacity
+        self._data = {
+            "observation": np.zeros((capacity, *observation_shape), dtype=np.float32),
+            "policy": np.zeros((capacity, num_actions), dtype=np.float32),
+            "value": np.zeros((capacity, num_players), dtype=np.float32),
+        }
+        self._size = 0
+        self._cursor = 0
+        self.total_added = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, samples: Mapping[str, np.ndarray]) -> None:
+        """Append samples (``observation`` [M, ...], ``policy`` [M, A], ``value`` [M, N])."""
+        count = len(samples["policy"])
+        if count == 0:
+            return
+        self.total_added += count
+        if count > self.capacity:  # only the newest fit
+            samples = {k: samples[k][-self.capacity :] for k in SAMPLE_FIELDS}
+            count = self.capacity
+        positions = (self._cursor + np.arange(count)) % self.capacity
+        for name in SAMPLE_FIELDS:
+            self._data[name][positions] = samples[name]
+        self._cursor = int((self._cursor + count) % self.capacity)
+        self._size = min(self._size + count, self.capacity)
+
+    def sample(self, rng: np.random.Generator, *, batch_size: int, num_batches: int) -> Samples:
+        """Uniform samples with replacement: each field [num_batches, batch_size, ...]."""
+        if self._size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        index = rng.integers(0, self._size, size=(num_batches, batch_size))
+        return {name: self._data[name][index] for name in SAMPLE_FIELDS}
+
+    def save(self, path: str | Path) -> None:
+        """Write the buffer to ``path`` (.npz), atomically (temp file then rename)."""
+        path = Path(path)
+        temporary = path.with_name(path.name + ".tmp.npz")
+        np.savez(
+            temporary,
+            size=self._size, cursor=self._cursor, total_added=self.total_added,
+            **{name: self._data[name][: self._size] for name in SAMPLE_FIELDS},
+        )  # fmt: skip
+        temporary.replace(path)
+
+    def load(self, path: str | Path) -> None:
+        """Read a buffer written by :meth:`save` (shapes must match this buffer's)."""
+        with np.load(path) as data:
+            size = int(data["size"])
+            for name in SAMPLE_FIELDS:
+                stored = data[name]
+                expected = self._data[name].shape[1:]
+                if stored.shape[1:] != expected:
+                    raise ValueError(
+                        f"replay file {path}: field {name!r} has sample shape {stored.shape[1:]}, "
+                        f"this buffer expects {expected} (another game or config?)"
+                    )
+                kept = min(size, self.capacity)
+                self._data[name][:kept] = stored[-kept:]
+            self._size = min(size, self.capacity)
+            self._cursor = int(data["cursor"]) % self.capacity if size <= self.capacity else 0
+            self.total_added = int(data["total_added"])

@@ -1,0 +1,174 @@
+"""mctx search with the game itself as the model.
+
+:func:`make_search` turns a game and a network into a batched search
+``search(params, key, states) -> mctx.PolicyOutput`` whose ``action_weights`` [B, A] is the
+improved policy (the training target) and whose ``action`` [B] is the searched move.
+
+Two players: a node's value is from its mover's view and ``discount = -1`` whenever the mover
+changes (games where a player moves twice in a row keep +1).
+
+More than two players: mctx searches one scalar, so the N-player game is reduced to a
+two-team game, *paranoid*: the root's mover against a coalition of all the others. Each node's
+value is the root player's predicted value, negated at nodes where a coalition member moves;
+``discount = -1`` when the move passes between the root player and the coalition. The network
+still predicts one value per player (training targets keep every player's outcome).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import mctx
+
+from rlloop.games.base import Game, State
+
+SearchFn = Callable[[Any, jax.Array, State], mctx.PolicyOutput]
+
+
+@chex.dataclass(frozen=True)
+class Embedding:
+    """What mctx carries per tree node."""
+
+    state: State  # [B] game states
+    root_player: jax.Array  # [B] int32, the searching player (used by the paranoid reduction)
+
+
+def evaluate(network: Any, game: Game, params: Any, states: State) -> tuple[jax.Array, jax.Array]:
+    """Network outputs for batched ``states`` from their movers' view.
+
+    Returns (masked policy logits float32 [B, A], mover-relative values float32 [B, N]).
+    Illegal actions get the dtype's minimum logit (not -inf, so a finished state with no legal
+    action yields a uniform, finite prior).
+    """
+    observations = jax.vmap(game.observe)(states, states.current_player)
+    logits, values = network.apply(params, observations)
+    logits = logits - jnp.max(logits, axis=-1, keepdims=True)
+    logits = jnp.where(states.legal_action_mask, logits, jnp.finfo(logits.dtype).min)
+    return logits, values
+
+
+def _value_for(values: jax.Array, mover: jax.Array, viewer: jax.Array, num_players: int) -> jax.Array:
+    """``viewer``'s value out of mover-relative ``values`` [B, N]. Shape [B]."""
+    offset = (viewer - mover) % num_players
+    return jnp.take_along_axis(values, offset[:, None], axis=1)[:, 0]
+
+
+def make_recurrent_fn(network: Any, game: Game) -> Callable:
+    """The mctx ``recurrent_fn``: step the game, evaluate the network, reduce to one scalar."""
+    num_players = game.num_players
+
+    def recurrent_fn(params: Any, key: jax.Array, action: jax.Array, embedding: Embedding):
+        del key  # the game and the network are deterministic
+        state, root = embedding.state, embedding.root_player
+        mover = state.current_player
+        next_state = jax.vmap(game.step)(state, action)
+        logits, values = evaluate(network, game, params, next_state)
+        next_mover = next_state.current_player
+        done = next_state.terminated | next_state.truncated
+        if num_players == 2:
+            reward = jnp.take_along_axis(next_state.rewards, mover[:, None], axis=1)[:, 0]
+            value = values[:, 0]
+            discount = jnp.where(next_mover == mover, 1.0, -1.0)
+        else:
+            root_side = jnp.where(mover == root, 1.0, -1.0)
+            next_side = jnp.where(next_mover == root, 1.0, -1.0)
+            root_reward = jnp.take_along_axis(next_state.rewards, root[:, None], axis=1)[:, 0]
+            reward = root_side * root_reward
+            value = next_side * _value_for(values, next_mover, root, num_players)
+            discount = root_side * next_side
+        output = mctx.RecurrentFnOutput(
+            reward=reward.astype(jnp.float32),
+            discount=jnp.where(done, 0.0, discount).astype(jnp.float32),
+            prior_logits=logits,
+            value=jnp.where(done, 0.0, value).astype(jnp.float32),
+        )
+        return output, Embedding(state=next_state, root_player=root)
+
+    return recurrent_fn
+
+
+def make_search(
+    game: Game,
+    network: Any,
+    *,
+    algorithm: str = "gumbel",
+    num_simulations: int = 32,
+    max_num_considered_actions: int = 16,
+    gumbel_scale: float = 1.0,
+    value_scale: float = 0.1,
+    maxvisit_init: float = 50.0,
+    rescale_values: bool = True,
+    dirichlet_alpha: float = 0.3,
+    dirichlet_fraction: float = 0.25,
+    pb_c_init: float = 1.25,
+    pb_c_base: float = 19652.0,
+) -> SearchFn:
+    """Batched search ``(params, key, states[B]) -> mctx.PolicyOutput`` (not jitted itself).
+
+    ``algorithm``: ``"gumbel"`` (mctx.gumbel_muzero_policy, completed-Q transform) or
+    ``"puct"`` (mctx.muzero_policy with Dirichlet noise). Illegal actions are masked at the root
+    (``invalid_actions``) and through the prior below it.
+    """
+    recurrent_fn = make_recurrent_fn(network, game)
+    if algorithm not in ("gumbel", "puct"):
+        raise ValueError(f"search algorithm {algorithm!r} is unknown; valid: gumbel, puct")
+
+    def search(params: Any, key: jax.Array, states: State) -> mctx.PolicyOutput:
+        logits, values = evaluate(network, game, params, states)
+        root = mctx.RootFnOutput(
+            prior_logits=logits,
+            value=values[:, 0],
+            embedding=Embedding(state=states, root_player=states.current_player),
+        )
+        invalid = ~states.legal_action_mask
+        # A finished root has no legal action; let search run on a uniform prior instead of NaN.
+        invalid = jnp.where(invalid.all(axis=-1, keepdims=True), False, invalid)
+        if algorithm == "gumbel":
+            return mctx.gumbel_muzero_policy(
+                params, key, root, recurrent_fn,
+                num_simulations=num_simulations,
+                invalid_actions=invalid,
+                max_num_considered_actions=max_num_considered_actions,
+                gumbel_scale=gumbel_scale,
+                qtransform=functools.partial(
+                    mctx.qtransform_completed_by_mix_value,
+                    value_scale=value_scale,
+                    maxvisit_init=maxvisit_init,
+                    rescale_values=rescale_values,
+                ),
+            )  # fmt: skip
+        return mctx.muzero_policy(
+            params, key, root, recurrent_fn,
+            num_simulations=num_simulations,
+            invalid_actions=invalid,
+            dirichlet_alpha=dirichlet_alpha,
+            dirichlet_fraction=dirichlet_fraction,
+            pb_c_init=pb_c_init,
+            pb_c_base=pb_c_base,
+        )  # fmt: skip
+
+    return search
+
+
+def search_from_config(game: Game, network: Any, search_config: Any, **overrides: Any) -> SearchFn:
+    """:func:`make_search` with the knobs of a ``search`` config node (``overrides`` win)."""
+    knobs = {
+        "algorithm": getattr(search_config.algorithm, "value", search_config.algorithm),
+        "num_simulations": int(search_config.num_simulations),
+        "max_num_considered_actions": int(search_config.max_num_considered_actions),
+        "gumbel_scale": float(search_config.gumbel_scale),
+        "value_scale": float(search_config.value_scale),
+        "maxvisit_init": float(search_config.maxvisit_init),
+        "rescale_values": bool(search_config.rescale_values),
+        "dirichlet_alpha": float(search_config.dirichlet_alpha),
+        "dirichlet_fraction": float(search_config.dirichlet_fraction),
+        "pb_c_init": float(search_config.pb_c_init),
+        "pb_c_base": float(search_config.pb_c_base),
+    }
+    knobs.update(overrides)
+    return make_search(game, network, **knobs)

@@ -1,0 +1,135 @@
+"""Jitted batched self-play: ``lax.scan`` over moves, ``vmap`` over games.
+
+:func:`make_selfplay` builds ``play(params, states, key) -> (states, SelfplayChunk)``: every
+game of the batch advances ``moves_per_chunk`` moves chosen by search. A game that ends is
+restarted in place at once, and a game still running at the end of the chunk is carried to the
+next chunk in ``states``, so no game is cut or lost. Value targets are only known when a game
+ends, possibly chunks later; :class:`rlloop.replay.PendingGames` joins them on the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from rlloop.games.base import Game, State
+from rlloop.search import SearchFn
+
+
+@chex.dataclass(frozen=True)
+class SelfplayChunk:
+    """Samples of one chunk, time-major: every field is [T, B, ...] with T = moves_per_chunk."""
+
+    observation: jax.Array  # [T, B, *observation_shape] float32, the mover's view
+    improved_policy: jax.Array  # [T, B, A] float32, search's action_weights
+    player: jax.Array  # [T, B] int32, the mover
+    root_value: jax.Array  # [T, B] float32, search's value of the root
+    done: jax.Array  # [T, B] bool, the game ended with this move
+    final_rewards: jax.Array  # [T, B, N] float32, the ending move's rewards (0 unless done)
+    game_length: jax.Array  # [T, B] int32, moves in the game that ended (0 unless done)
+    terminated: jax.Array  # [T, B] bool, ended by the rules (not truncation)
+
+
+def random_opening(game: Game, states: State, key: jax.Array, max_moves: int) -> State:
+    """Play a uniform number in [0, max_moves] of uniformly random legal moves in each game.
+
+    A move that would end the game is not played, so every game stays live. Openings widen
+    the positions self-play visits (and learns from) beyond the lines of its own best play.
+    """
+    if max_moves <= 0:
+        return states
+    batch = states.current_player.shape[0]
+    count_key, key = jax.random.split(key)
+    counts = jax.random.randint(count_key, (batch,), 0, max_moves + 1)
+
+    def body(index: int, states: State) -> State:
+        move_key = jax.random.fold_in(key, index)
+        mask = states.legal_action_mask
+        logits = jnp.where(mask.any(axis=-1, keepdims=True), jnp.where(mask, 0.0, -jnp.inf), 0.0)
+        actions = jax.random.categorical(move_key, logits).astype(jnp.int32)
+        played = jax.vmap(game.step)(states, actions)
+        keep = (index < counts) & ~(played.terminated | played.truncated)
+        return jax.tree.map(
+            lambda new, old: jnp.where(keep.reshape(keep.shape + (1,) * (old.ndim - 1)), new, old),
+            played,
+            states,
+        )
+
+    return jax.lax.fori_loop(0, max_moves, body, states)
+
+
+def new_games(game: Game, key: jax.Array, batch_size: int, *, random_opening_moves: int = 0) -> State:
+    """``batch_size`` fresh games, each after its random opening. State [batch_size]."""
+    init_key, opening_key = jax.random.split(key)
+    states = jax.vmap(game.init)(jax.random.split(init_key, batch_size))
+    return random_opening(game, states, opening_key, random_opening_moves)
+
+
+def reset_finished(
+    game: Game, states: State, key: jax.Array, *, random_opening_moves: int = 0
+) -> State:
+    """Replace finished games of the batch with new ones (branch-free)."""
+    done = states.terminated | states.truncated
+    fresh = new_games(game, key, done.shape[0], random_opening_moves=random_opening_moves)
+    return jax.tree.map(
+        lambda new, old: jnp.where(done.reshape(done.shape + (1,) * (old.ndim - 1)), new, old),
+        fresh,
+        states,
+    )
+
+
+def make_selfplay(
+    game: Game,
+    search: SearchFn,
+    *,
+    moves_per_chunk: int,
+    temperature_moves: int,
+    random_opening_moves: int = 0,
+) -> Callable[[Any, State, jax.Array], tuple[State, SelfplayChunk]]:
+    """Self-play chunk ``play(params, states[B], key) -> (states[B], SelfplayChunk)``.
+
+    Moves before ``temperature_moves`` (counted from each game's start) use the search's own
+    sampled choice (Gumbel noise, or visit counts at temperature 1 for PUCT); later moves are
+    greedy in the improved policy. New games start after a random opening of up to
+    ``random_opening_moves`` uniformly random moves (see :func:`random_opening`).
+    Not jitted here: the caller jits it with its shardings.
+    """
+
+    def one_move(params: Any, states: State, key: jax.Array) -> tuple[State, SelfplayChunk]:
+        search_key, reset_key = jax.random.split(key)
+        output = search(params, search_key, states)
+        weights = output.action_weights
+        # Both mctx policies already sample ``action`` (Gumbel noise; visit counts at
+        # temperature 1 for PUCT): that is the exploratory move.
+        explore = states.step_count < temperature_moves
+        greedy = jnp.argmax(weights, axis=-1)
+        action = jnp.where(explore, output.action, greedy).astype(jnp.int32)
+        observation = jax.vmap(game.observe)(states, states.current_player)
+        next_states = jax.vmap(game.step)(states, action)
+        done = next_states.terminated | next_states.truncated
+        sample = SelfplayChunk(
+            observation=observation,
+            improved_policy=weights,
+            player=states.current_player,
+            root_value=output.search_tree.node_values[:, 0],
+            done=done,
+            final_rewards=next_states.rewards,
+            game_length=jnp.where(done, next_states.step_count, 0),
+            terminated=next_states.terminated,
+        )
+        next_states = reset_finished(
+            game, next_states, reset_key, random_opening_moves=random_opening_moves
+        )
+        return next_states, sample
+
+    def play(params: Any, states: State, key: jax.Array) -> tuple[State, SelfplayChunk]:
+        def body(states: State, move_key: jax.Array) -> tuple[State, SelfplayChunk]:
+            return one_move(params, states, move_key)
+
+        return jax.lax.scan(body, states, jax.random.split(key, moves_per_chunk))
+
+    return play

@@ -1,0 +1,74 @@
+"""Every config file composes and validates; bad input fails with a message that names it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+
+import rlloop
+from rlloop.config import CONF_DIR
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    "override",
+    [f"{group}={name}" for group in ("game", "model", "search", "train", "loop") for name in _options(group)]
+    + [f"+hardware={name}" for name in _options("hardware")]
+    + [f"+experiment={name}" for name in _options("experiment")],
+)
+def test_every_config_file_composes(override: str) -> None:
+    config = rlloop.compose([override])
+    OmegaConf.to_container(config, resolve=True)  # every interpolation resolves
+    if override.startswith("+hardware="):
+        assert config.hardware.name == override.split("=", 1)[1]
+
+
+def test_hardware_is_appended_not_defaulted() -> None:
+    assert "hardware" not in (CONF_DIR / "config.yaml").read_text().split("defaults:")[1].split("\n\n")[0]
+    with pytest.raises(HydraException, match=r"\+hardware=zeus"):
+        rlloop.compose(["hardware=zeus"])
+    zeus = rlloop.compose(["+hardware=zeus"])
+    assert zeus.hardware.name == "zeus" and zeus.search.num_simulations == 128
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("model.chanels=3", "model.chanels"),
+        ("search.algorithm=best", r"expected one of \[gumbel, puct\]"),
+        ("model.channels=wide", "model.channels"),
+        ("game=chess", "Available options in 'game'"),
+        ("train.optimizer=lion", r"expected one of \[adamw, sgd\]"),
+    ],
+)
+def test_bad_keys_and_types_are_named(override: str, expected: str) -> None:
+    with pytest.raises(HydraException, match=expected):
+        rlloop.compose([override])
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("game.name=chess", "game.name='chess' is not a registered game; valid: connect4"),
+        ("search.num_simulations=0", "search.num_simulations=0 must be > 0"),
+        ("model.architecture=transformer", "valid: resnet, mlp"),
+        ("hardware.memory_fraction=1.5", "hardware.memory_fraction=1.5"),
+        ("train.min_replay_size=10", None),
+    ],
+)
+def test_bad_values_are_named(override: str, expected: str | None) -> None:
+    if expected is None:
+        rlloop.compose([override])  # in range: accepted
+        return
+    with pytest.raises(ValueError, match=expected):
+        rlloop.compose([override])
+
+
+def test_config_dir_is_the_repository_conf() -> None:
+    assert Path(CONF_DIR, "config.yaml").is_file()

@@ -1,0 +1,105 @@
+"""Joining moves with outcomes across chunks, and the replay buffer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlloop.replay import PendingGames, ReplayBuffer, mover_relative
+
+
+def _chunk(done: list[list[int]], rewards: dict[tuple[int, int], list[float]], start: int) -> dict:
+    """A fake 2-player chunk [T, B]: observation encodes (time, slot) so samples are traceable."""
+    done_array = np.array(done, dtype=bool)
+    steps, batch = done_array.shape
+    final = np.zeros((steps, batch, 2), np.float32)
+    for (t, b), value in rewards.items():
+        final[t, b] = value
+    times = np.arange(start, start + steps)[:, None].repeat(batch, 1)
+    slots = np.arange(batch)[None, :].repeat(steps, 0)
+    return {
+        "observation": np.stack([times, slots], -1).astype(np.float32),
+        "improved_policy": np.ones((steps, batch, 3), np.float32) / 3,
+        "player": (times % 2).astype(np.int32),
+        "done": done_array,
+        "final_rewards": final,
+        "game_length": np.where(done_array, 1, 0).astype(np.int32),
+    }
+
+
+def test_moves_wait_for_their_game_to_end_across_chunks() -> None:
+    pending = PendingGames()
+    # Slot 0: game ends at t=1 (player 1 wins... rewards by seat), next game runs on.
+    # Slot 1: one game spans both chunks and ends at t=3.
+    first = _chunk([[0, 0], [1, 0]], {(1, 0): [1.0, -1.0]}, start=0)
+    samples = pending.add(first)
+    assert sorted(map(tuple, samples["observation"].astype(int).tolist())) == [(0, 0), (1, 0)]
+    assert pending.num_waiting == 2  # slot 1's two moves
+    # Player 0 moved at t=0 (won: +1 from its view), player 1 at t=1 (lost).
+    by_time = {int(o[0]): v for o, v in zip(samples["observation"], samples["value"], strict=True)}
+    np.testing.assert_array_equal(by_time[0], [1.0, -1.0])
+    np.testing.assert_array_equal(by_time[1], [-1.0, 1.0])
+
+    second = _chunk([[0, 0], [0, 1]], {(1, 1): [-1.0, 1.0]}, start=2)
+    samples = pending.add(second)
+    got = sorted(map(tuple, samples["observation"].astype(int).tolist()))
+    assert got == [(0, 1), (1, 1), (2, 1), (3, 1)]
+    assert pending.num_waiting == 2  # slot 0's game that began at t=2
+    values = {int(o[0]): v for o, v in zip(samples["observation"], samples["value"], strict=True)}
+    np.testing.assert_array_equal(values[0], [-1.0, 1.0])  # player 0 lost
+    np.testing.assert_array_equal(values[3], [1.0, -1.0])  # player 1 won, seen by player 1
+
+
+def test_pending_state_round_trips() -> None:
+    pending = PendingGames()
+    pending.add(_chunk([[0, 0], [1, 0]], {(1, 0): [1.0, -1.0]}, start=0))
+    restored = PendingGames()
+    restored.load_state_dict(pending.state_dict())
+    assert restored.num_waiting == pending.num_waiting == 2
+    later = _chunk([[0, 1], [0, 0]], {(0, 1): [1.0, -1.0]}, start=2)
+    a, b = pending.add(later), restored.add(later)
+    np.testing.assert_array_equal(a["observation"], b["observation"])
+
+
+def test_mover_relative_rotation() -> None:
+    outcomes = np.array([[1.0, 0.0, -1.0]] * 3)
+    rotated = mover_relative(outcomes, np.array([0, 1, 2]))
+    np.testing.assert_array_equal(rotated, [[1, 0, -1], [0, -1, 1], [-1, 1, 0]])
+
+
+def _samples(start: int, count: int) -> dict[str, np.ndarray]:
+    ids = np.arange(start, start + count, dtype=np.float32)
+    return {
+        "observation": ids[:, None, None].repeat(2, 1).repeat(2, 2),
+        "policy": np.tile(ids[:, None], (1, 3)),
+        "value": np.tile(ids[:, None], (1, 2)),
+    }
+
+
+def test_ring_buffer_overwrites_oldest_and_samples_shapes() -> None:
+    buffer = ReplayBuffer(5, observation_shape=(2, 2), num_actions=3, num_players=2)
+    buffer.add(_samples(0, 4))
+    buffer.add(_samples(4, 3))
+    assert len(buffer) == 5 and buffer.total_added == 7
+    batch = buffer.sample(np.random.default_rng(0), batch_size=64, num_batches=2)
+    assert batch["observation"].shape == (2, 64, 2, 2) and batch["value"].shape == (2, 64, 2)
+    assert set(np.unique(batch["policy"][..., 0]).astype(int)) <= {2, 3, 4, 5, 6}
+    with pytest.raises(ValueError, match="empty"):
+        ReplayBuffer(2, observation_shape=(2, 2), num_actions=3, num_players=2).sample(
+            np.random.default_rng(0), batch_size=1, num_batches=1
+        )
+
+
+def test_buffer_save_load_and_shape_check(tmp_path: Path) -> None:
+    buffer = ReplayBuffer(5, observation_shape=(2, 2), num_actions=3, num_players=2)
+    buffer.add(_samples(0, 7))
+    buffer.save(tmp_path / "replay.npz")
+    loaded = ReplayBuffer(5, observation_shape=(2, 2), num_actions=3, num_players=2)
+    loaded.load(tmp_path / "replay.npz")
+    assert len(loaded) == 5 and loaded.total_added == 7
+    assert set(loaded._data["policy"][:, 0].astype(int)) == {2, 3, 4, 5, 6}
+    other = ReplayBuffer(5, observation_shape=(3, 3), num_actions=3, num_players=2)
+    with pytest.raises(ValueError, match="another game or config"):
+        other.load(tmp_path / "replay.npz")
