@@ -44,6 +44,7 @@ BOOKKEEPING = {
     "no_movement_action", "no_line_action", "skip_territory_processing", "no_territory_action",
 }
 PLACEMENT_PHASE_MOVES = {"place_ring", "skip_placement", "no_placement_action"}
+NEVER = 2**30  # a victory threshold that cannot be reached (state without one, R11 note)
 
 
 def _cell(rules: Rules, pos: Any) -> int:
@@ -164,6 +165,10 @@ def board_from_json(rules: Rules, state: dict, history: list[dict] | None = None
         lps_excl_player=jnp.int32(lps.get("consecutiveExclusivePlayer") or 0),
         lps_excl_rounds=jnp.int32(lps.get("consecutiveExclusiveRounds") or 0),
         lps_round=jnp.int32(lps.get("roundIndex") or 0),
+        vt=jnp.int32(state["victoryThreshold"] if state.get("victoryThreshold") is not None
+                     else NEVER),
+        tvm=jnp.int32(state.get("territoryVictoryMinimum")
+                      or state.get("territoryVictoryThreshold") or rules.TVM),
     )
     return board, int(state["currentPlayer"])
 
@@ -198,9 +203,9 @@ def board_to_json(rules: Rules, board: RingRiftBoard, player: int) -> dict:
         "currentPlayer": int(player),
         "currentPhase": PHASE_NAMES[int(b.phase)],
         "gameStatus": "completed" if over else "active",
-        "victoryThreshold": rules.VT,
+        "victoryThreshold": int(b.vt),
         "territoryVictoryThreshold": rules.N // 2 + 1,
-        "territoryVictoryMinimum": rules.TVM,
+        "territoryVictoryMinimum": int(b.tvm),
         "totalRingsEliminated": int(b.tre),
     }
     if int(b.chain_pos) < rules.N:
@@ -281,6 +286,8 @@ def move_to_action(rules: Rules, board: RingRiftBoard, player: int, move: dict) 
             v = 1 if int(move.get("option") or 1) == 2 else 0
         return int(off[K_RECOVERY] + (f * rules.D + d) * 4 + v)
     if t in ("process_line", "choose_line_option", "choose_line_reward"):
+        if not move.get("formedLines"):
+            raise ValueError(f"{t} without formedLines")
         line = [_cell(rules, q) for q in move["formedLines"][0]["positions"]]
         axis, start = _run_start(rules, line)
         if t == "process_line":
@@ -296,6 +303,8 @@ def move_to_action(rules: Rules, board: RingRiftBoard, player: int, move: dict) 
             raise ValueError("Option-2 collapse must list exactly L cells")
         return int(off[K_LINE] + (axis * rules.N + start) * 2 + 1)
     if t in ("choose_territory_option", "process_territory_region"):
+        if not move.get("disconnectedRegions"):
+            raise ValueError(f"{t} without disconnectedRegions")
         cells = sorted({_cell(rules, q) for q in move["disconnectedRegions"][0]["spaces"]})
         labels, masks, region = (np.asarray(x) for x in _regions_fn(rules)(board))
         rep = cells[0]

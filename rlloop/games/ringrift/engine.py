@@ -105,6 +105,8 @@ class RingRiftBoard:
     lps_excl_player: Array  # [] int32 (0 none)
     lps_excl_rounds: Array  # [] int32
     lps_round: Array  # [] int32: roundIndex (informational)
+    vt: Array  # [] int32: ring-elimination victory threshold (R10; fixtures may differ)
+    tvm: Array  # [] int32: territory victory minimum (R11)
 
 
 class Rules:
@@ -186,6 +188,8 @@ class Rules:
             lps_excl_player=jnp.int32(0),
             lps_excl_rounds=jnp.int32(0),
             lps_round=jnp.int32(0),
+            vt=jnp.int32(self.VT),
+            tvm=jnp.int32(self.TVM),
         )
 
     # ------------------------------------------------------------------ derived facts
@@ -490,7 +494,7 @@ class Rules:
         )
 
     # ------------------------------------------------------------------ move kinds
-    def _apply_place(self, b, an, p, idx):
+    def _apply_place(self, b, an, p, idx, override):
         cell, cnt = idx // 3, idx % 3 + 1
         h = b.height[cell].astype(jnp.int32)
         slot = jnp.arange(self.H)
@@ -558,7 +562,7 @@ class Rules:
         b = self._credit(b, p, on_marker.astype(jnp.int32))
         return b, to, is_cap
 
-    def _apply_move(self, b, an, p, idx):
+    def _apply_move(self, b, an, p, idx, override):
         frm = idx // (self.D * self.K)
         d = (idx // self.K) % self.D
         k = idx % self.K + 1
@@ -569,7 +573,7 @@ class Rules:
                       last_move_to=jnp.where(is_cap, b.last_move_to, to))
         return b, to, is_cap
 
-    def _apply_recovery(self, b, an, p, idx):
+    def _apply_recovery(self, b, an, p, idx, override):
         m = idx // (self.D * 4)
         e = (idx // 4) % self.D
         v = idx % 4
@@ -601,6 +605,8 @@ class Rules:
             msk = msk.at[c].set(msk[c] | (i < count))
             return self.axis_next[c, axis], msk
         _, run_mask = lax.fori_loop(0, self.K + 1, mark, (start, jnp.zeros(self.N1, bool)))
+        use, cells = override
+        run_mask = jnp.where(use & (v == 1), cells, run_mask)  # trusted collapsePositions
         is_line = v <= 1
         b_line = self._collapse(b, run_mask, p)
         b = jax.tree.map(lambda x, y: jnp.where(is_line, x, y), b_line, b)
@@ -624,7 +630,7 @@ class Rules:
         b = b.replace(acted=jnp.bool_(True), recov_turn=jnp.bool_(True))
         return b, t, jnp.bool_(False)
 
-    def _apply_line(self, b, an, p, idx):
+    def _apply_line(self, b, an, p, idx, override):
         axis = idx // (self.N * 2)
         cell = (idx // 2) % self.N
         w = idx % 2
@@ -640,11 +646,13 @@ class Rules:
         b = b.replace(pending_line=(w == 0) & an["controls"], acted=jnp.bool_(True))
         return b, cell, jnp.bool_(False)
 
-    def _apply_territory(self, b, an, p, idx):
+    def _apply_territory(self, b, an, p, idx, override):
         pas = idx // self.N
         rep = idx % self.N
         rg = an["rg"]
-        region = (rg["labels"][pas] == rep) & rg["masks"][pas] & self.on_board
+        region = (rg["labels"][pas] == rep) & rg["masks"][pas]
+        use, cells = override
+        region = jnp.where(use, cells, region) & self.on_board  # trusted region (R51)
         has_marker = (b.marker != 0) & self.on_board
         touch = jnp.any(region[self.tadj], axis=1)
         seed = has_marker & ~region & touch
@@ -666,7 +674,7 @@ class Rules:
         b = b.replace(pending_terr=jnp.bool_(True), acted=jnp.bool_(True))
         return b, rep, jnp.bool_(False)
 
-    def _apply_elim(self, b, an, p, idx):
+    def _apply_elim(self, b, an, p, idx, override):
         c = idx
         s = an["s"]
         ph = b.phase
@@ -685,23 +693,35 @@ class Rules:
         )
         return b, c, jnp.bool_(False)
 
-    def _apply_pass(self, b, an, p, idx):
+    def _apply_pass(self, b, an, p, idx, override):
         del idx
         overlength_noop = (b.phase == LINE) & an["ln"]["overlength"]
-        b = b.replace(pending_line=jnp.where(overlength_noop, False, b.pending_line))
+        # the no-op process_line (R42) is not a bookkeeping move: it counts as acting (R19)
+        b = b.replace(pending_line=jnp.where(overlength_noop, False, b.pending_line),
+                      acted=b.acted | overlength_noop)
         return b, jnp.int32(self.N), jnp.bool_(False)
 
     # ------------------------------------------------------------------ step
-    def step(self, b: RingRiftBoard, p: Array, action: Array):
+    def step(self, b: RingRiftBoard, p: Array, action: Array, cells: Array | None = None):
         """Apply a legal flat ``action`` of player ``p`` (1-based). Returns
-        (board, next player, legal mask, terminated)."""
+        (board, next player, legal mask, terminated).
+
+        ``cells`` (bool [N1], optional; all False = not supplied) is the *trusting* path of
+        the reference engine for fixtures (R51, R62): a supplied region for a TERRITORY
+        action, or the supplied ``collapsePositions`` for a recovery Option-2 action, used as
+        given. No legality check is made here (R38); ``Game.step`` checks the mask."""
+        if cells is None:
+            override = (jnp.bool_(False), jnp.zeros(self.N1, bool))
+        else:
+            cells = jnp.asarray(cells, bool)
+            override = (jnp.any(cells), cells)  # an all-False mask means "not supplied"
         an = self.analyze(b, p)
         kind, idx = self.decode(action)
         branches = [self._apply_place, self._apply_move, self._apply_recovery, self._apply_line,
                     self._apply_territory, self._apply_elim, self._apply_pass]
         phase0 = b.phase
         b1, landing, is_cap = lax.switch(
-            kind, [lambda bb, i, f=f: f(bb, an, p, i) for f in branches], b, idx)
+            kind, [lambda bb, i, f=f: f(bb, an, p, i, override) for f in branches], b, idx)
         base1 = self.analyze_board(b1)  # transitions never change the board contents
         an1 = self.analyze_player(b1, p, base1)
         b2, end_turn = self._transition(b1, an1, p, kind, phase0, landing, is_cap)
@@ -744,7 +764,9 @@ class Rules:
         # line phase decisions
         in_line = phase0 == LINE
         line_decided = in_line & ((kind == K_LINE) | is_pass)
-        stay_line = an["ln"]["has_line"] | b.pending_line
+        # a line decision stays while lines remain or a reward is owed; no_line_action only
+        # looks at the lines (it is never legal while a reward is owed)
+        stay_line = an["ln"]["has_line"] | (b.pending_line & (kind == K_LINE))
         line_exit_now = line_decided & ~stay_line
         # (elimination in line phase: stay)
         # territory
@@ -777,9 +799,9 @@ class Rules:
     def _victory(self, b: RingRiftBoard, s: dict, r: dict, p: Array):
         """(winner, reason) at END_TURN (R64–R69); winner 0 = game continues."""
         players = jnp.arange(1, self.P + 1)
-        ring_win = b.elim >= self.VT
+        ring_win = b.elim >= b.vt
         t = jnp.sum((b.collapsed[None, : self.N] == players[:, None]), axis=1)
-        terr_win = (t >= self.TVM) & (t > jnp.sum(t) - t)
+        terr_win = (t >= b.tvm) & (t > jnp.sum(t) - t)
         ctrl = jnp.any(s["is_stack"][None, :] & (s["top"][None, :] == players[:, None]), axis=1)
         mat = self.material(b, s)
         struct = (jnp.sum(ctrl) == 1) & jnp.all(ctrl | ~mat)
