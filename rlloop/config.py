@@ -100,7 +100,7 @@ class LoopConfig:
 
     name: str = "default"
     iterations: int = 200
-    moves_per_chunk: int = 42  # T: moves every game advances in one jitted chunk
+    moves_per_chunk: int = 12  # T: moves every game advances in one jitted chunk
     chunks_per_iteration: int = 1
     # Sample moves from the improved policy for the first N moves of a game, greedy after.
     temperature_moves: int = 10

@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime
 import functools
 import logging
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,11 +38,12 @@ from rlloop.train import (
     TrainState,
     init_train_state,
     make_optimizer,
-    make_train_steps,
+    make_train_step,
     stack_symmetries,
 )
 
 log = logging.getLogger(__name__)
+SYNC_EVERY_STEPS = 16
 
 
 def default_run_dir() -> Path:
@@ -135,15 +138,15 @@ class Loop:
             out_shardings=(by_game, by_game_time_major),
         )
         tables = stack_symmetries(self.game.symmetries()) if config.train.augment else None
-        train = make_train_steps(
+        train_step = make_train_step(
             self.network,
             self.optimizer,
             value_loss_weight=float(config.train.value_loss_weight),
             symmetry_tables=tables,
         )
-        self._train = jax.jit(
-            train,
-            in_shardings=(replicated, by_game_time_major, replicated),
+        self._train_step = jax.jit(
+            train_step,
+            in_shardings=(replicated, by_game_time_major, replicated, replicated),
             out_shardings=(replicated, replicated),
             donate_argnums=(0,),
         )
@@ -217,9 +220,21 @@ class Loop:
             num_batches=int(train_config.steps_per_iteration),
         )
         batches = parallel.put_batch(batches, self.mesh, axis=1)
-        self.train_state, metrics = self._train(self.train_state, batches, self._next_key())
-        metrics = jax.device_get(metrics)  # one sync per chunk of steps (see parallel notes)
-        result = {name: float(np.mean(values)) for name, values in metrics.items()}
+        keys = jax.random.split(self._next_key(), int(train_config.steps_per_iteration))
+        step_metrics = []
+        for index in range(int(train_config.steps_per_iteration)):
+            self.train_state, metrics = self._train_step(
+                self.train_state, batches, np.int32(index), keys[index]
+            )
+            step_metrics.append(metrics)
+            if (index + 1) % SYNC_EVERY_STEPS == 0:
+                # Queuing many calls that hold a cross-device all-reduce has aborted XLA:CPU
+                # (rendezvous timeout); waiting every <= 32 steps was reliable.
+                jax.block_until_ready(metrics)
+        step_metrics = jax.device_get(step_metrics)
+        result = {
+            name: float(np.mean([m[name] for m in step_metrics])) for name in step_metrics[0]
+        }
         result["train_seconds"] = time.perf_counter() - start
         result["train_step"] = int(self.train_state.step)
         return result
@@ -254,21 +269,37 @@ class Loop:
     def run(self, iterations: int | None = None) -> list[dict[str, Any]]:
         """Run ``iterations`` (default ``loop.iterations``) and return every iteration's metrics.
 
-        Ctrl-C stops after saving a checkpoint of the last completed iteration.
+        Ctrl-C (SIGINT) asks the loop to stop at the end of the current iteration, which is
+        then checkpointed; a second Ctrl-C aborts at once (still saving the last completed
+        iteration).
         """
         target = self.iteration + int(iterations if iterations is not None else self.config.loop.iterations)
+        self._stop_requested = False
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous_handler = signal.signal(signal.SIGINT, self._on_interrupt) if in_main_thread else None
         try:
-            while self.iteration < target:
+            while self.iteration < target and not self._stop_requested:
                 self.run_iteration()
         except KeyboardInterrupt:
-            self.telemetry.message(
-                f"[rlloop] interrupted: stopping after iteration {self.iteration}; saving a checkpoint"
-            )
+            self.telemetry.message(f"[rlloop] aborted during iteration {self.iteration + 1}")
         finally:
+            if in_main_thread:
+                signal.signal(signal.SIGINT, previous_handler)
+            if self._stop_requested:
+                self.telemetry.message(f"[rlloop] interrupted: stopped after iteration {self.iteration}")
             if self.iteration and self.checkpoints.latest_step() != self.iteration:
                 self.checkpoint()
             self.checkpoints.wait()
         return self.history
+
+    def _on_interrupt(self, signum: int, frame: Any) -> None:
+        if self._stop_requested:
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        self.telemetry.message(
+            "[rlloop] Ctrl-C: finishing this iteration, then saving and stopping "
+            "(Ctrl-C again to abort now)"
+        )
 
     def close(self) -> None:
         """Flush and release files (checkpoints, TensorBoard)."""

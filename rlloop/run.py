@@ -13,6 +13,7 @@ The run writes into Hydra's output directory (``outputs/<date>/<time>``).
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import hydra
@@ -27,6 +28,9 @@ register_schemas()
 def main(config: DictConfig) -> None:
     """Hydra entry point: validate, then run the loop."""
     from rlloop.loop import Loop
+
+    # Orbax logs every save at INFO through absl; keep the console for progress lines.
+    logging.getLogger("absl").setLevel(logging.WARNING)
 
     try:
         validate(config)

@@ -42,16 +42,18 @@ def main() -> None:
     }
     from rlloop import parallel
 
-    state, metrics = loop._train(
-        loop.train_state, parallel.put_batch(batches, loop.mesh, axis=1), jax.random.key(7)
-    )
+    state, on_device = loop.train_state, parallel.put_batch(batches, loop.mesh, axis=1)
+    losses = []
+    for index in range(4):
+        state, metrics = loop._train_step(state, on_device, np.int32(index), jax.random.key(index))
+        losses.append(metrics["loss"])
     leaves = jax.tree.leaves(jax.device_get(state.params))
     np.savez(
         out,
         policy=chunk["improved_policy"],
         player=chunk["player"],
         done=chunk["done"],
-        loss=np.asarray(metrics["loss"]),
+        loss=np.asarray(jax.device_get(losses)),
         **{f"param{i}": leaf for i, leaf in enumerate(leaves)},
     )
 
