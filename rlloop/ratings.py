@@ -1,0 +1,312 @@
+"""Ratings from match results: Wilson intervals, Elo, a Bradley–Terry fit and SPRT.
+
+Host-side, pure Python + numpy (no JAX): the arena produces win/draw/loss counts, this module
+turns them into scores with confidence intervals, Elo ratings anchored at the random player,
+and sequential-test decisions for the promotion gate. Draws always count as half a win.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+__all__ = [
+    "MatchResult",
+    "Rating",
+    "elo_difference",
+    "expected_score",
+    "fit_bradley_terry",
+    "score_interval",
+    "sprt",
+    "wilson_interval",
+]
+
+# Elo points per natural-log unit of the logistic model: P(win) = 1 / (1 + 10^(-d/400)).
+ELO_PER_NAT = 400.0 / math.log(10.0)
+_SCORE_CLIP = 1e-6
+
+
+def _check_confidence(confidence: float) -> float:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in the open interval (0, 1), got {confidence!r}")
+    # Two-sided: the interval leaves (1 - confidence)/2 in each tail.
+    return NormalDist().inv_cdf(0.5 + confidence / 2.0)
+
+
+def _check_count(name: str, value: float) -> None:
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a non-negative count, got {value!r}")
+
+
+def wilson_interval(
+    successes: float, trials: int, *, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion ``successes / trials``.
+
+    ``successes`` may be fractional (draws as half points). Unlike the normal (Wald) interval it
+    stays inside [0, 1] and is not degenerate at 0 or ``trials`` successes, which matters for the
+    short screening matches of the gate.
+    """
+    z = _check_confidence(confidence)
+    _check_count("successes", successes)
+    if isinstance(trials, bool) or not isinstance(trials, int | np.integer) or trials <= 0:
+        raise ValueError(f"trials must be a positive integer, got {trials!r}")
+    if successes > trials:
+        raise ValueError(f"successes ({successes!r}) must not exceed trials ({trials!r})")
+    n = float(trials)
+    p = successes / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def score_interval(
+    wins: int, draws: int, losses: int, *, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """``(score, low, high)``: the score ``(wins + draws/2) / games`` and its Wilson interval."""
+    for name, value in (("wins", wins), ("draws", draws), ("losses", losses)):
+        _check_count(name, value)
+    games = wins + draws + losses
+    if games == 0:
+        raise ValueError("no games: wins + draws + losses must be positive, got 0")
+    points = wins + draws / 2.0
+    low, high = wilson_interval(points, int(games), confidence=confidence)
+    return points / games, low, high
+
+
+def elo_difference(score: float) -> float:
+    """Logistic Elo difference (400 scale) implied by an expected ``score`` in [0, 1].
+
+    The score is clipped into [1e-6, 1 - 1e-6] so a perfect result gives a large, finite value.
+    """
+    if not math.isfinite(score) or not 0.0 <= score <= 1.0:
+        raise ValueError(f"score must be in [0, 1], got {score!r}")
+    s = min(max(score, _SCORE_CLIP), 1.0 - _SCORE_CLIP)
+    return -400.0 * math.log10(1.0 / s - 1.0)
+
+
+def expected_score(elo_difference: float) -> float:
+    """Expected score of a player rated ``elo_difference`` above its opponent (logistic)."""
+    if math.isnan(elo_difference):
+        raise ValueError("elo_difference must be a number, got nan")
+    return 1.0 / (1.0 + 10.0 ** (-elo_difference / 400.0))
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Results of games between ``player_a`` and ``player_b`` (counts from a's side)."""
+
+    player_a: str
+    player_b: str
+    wins_a: int
+    draws: int
+    wins_b: int
+
+
+@dataclass(frozen=True)
+class Rating:
+    """An Elo rating with its confidence interval and the number of real games behind it."""
+
+    elo: float
+    low: float
+    high: float
+    games: int
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # numerically stable for large |x|
+
+
+def fit_bradley_terry(
+    matches: Sequence[MatchResult],
+    *,
+    anchor: str = "random",
+    anchor_elo: float = 0.0,
+    confidence: float = 0.95,
+    prior_games: float = 1.0,
+) -> dict[str, Rating]:
+    """Maximum-likelihood Bradley–Terry ratings (Elo scale) over all ``matches``.
+
+    Model: P(i beats j) = 1 / (1 + 10^((elo_j - elo_i)/400)); a draw is half a win and half a
+    loss. ``anchor`` is fixed at exactly ``anchor_elo``. Regulariser: every other player gets
+    ``prior_games`` virtual *draws* against the anchor (half a virtual win, half a virtual loss),
+    which pulls it weakly towards the anchor's rating and keeps unbeaten or winless players
+    finite; set it small (e.g. 1e-3) to approach the plain maximum-likelihood fit.
+
+    Solved by damped Newton's method to a step below 1e-9 (the anchored, regularised
+    log-likelihood is strictly concave). Intervals are ``elo ± z·σ`` with σ from the inverse of
+    the observed Fisher information (negative Hessian) of the anchored log-likelihood, so they
+    are intervals *relative to the anchor*; the anchor's own interval is a point.
+
+    Raises ValueError naming players not connected to the anchor by real games, negative
+    counts, or a bad ``prior_games``/``confidence``.
+    """
+    z = _check_confidence(confidence)
+    if not math.isfinite(prior_games) or prior_games < 0:
+        raise ValueError(f"prior_games must be a finite number >= 0, got {prior_games!r}")
+    players: dict[str, int] = {anchor: 0}
+    games: dict[str, int] = {anchor: 0}
+    neighbours: dict[str, set[str]] = {anchor: set()}
+    rows: list[tuple[int, int, float, float]] = []  # (i, j, points_i, games)
+    for match in matches:
+        for name in ("wins_a", "draws", "wins_b"):
+            value = getattr(match, name)
+            if value < 0:
+                raise ValueError(
+                    f"{name} must be a non-negative count, got {value!r} in {match!r}"
+                )
+        if match.player_a == match.player_b:
+            raise ValueError(f"a player cannot play itself: {match!r}")
+        n = match.wins_a + match.draws + match.wins_b
+        for p in (match.player_a, match.player_b):
+            players.setdefault(p, len(players))
+            games[p] = games.get(p, 0) + n
+            neighbours.setdefault(p, set())
+        if n == 0:
+            continue
+        neighbours[match.player_a].add(match.player_b)
+        neighbours[match.player_b].add(match.player_a)
+        rows.append(
+            (players[match.player_a], players[match.player_b], match.wins_a + match.draws / 2, n)
+        )
+
+    # Connectivity through real games: the prior alone would "rate" an isolated group, but
+    # that rating would be the prior's invention, not a measurement.
+    seen = {anchor}
+    frontier = [anchor]
+    while frontier:
+        for other in neighbours[frontier.pop()]:
+            if other not in seen:
+                seen.add(other)
+                frontier.append(other)
+    unconnected = sorted(set(players) - seen)
+    if unconnected:
+        raise ValueError(
+            f"players not connected to the anchor {anchor!r} by any games: {unconnected}; "
+            "every rated player needs a chain of matches leading to the anchor"
+        )
+
+    k = len(players)
+    i_idx = np.array([r[0] for r in rows], dtype=np.int64)
+    j_idx = np.array([r[1] for r in rows], dtype=np.int64)
+    points = np.array([r[2] for r in rows], dtype=np.float64)
+    counts = np.array([r[3] for r in rows], dtype=np.float64)
+    if prior_games > 0 and k > 1:
+        others = np.arange(1, k)
+        i_idx = np.concatenate([i_idx, others])
+        j_idx = np.concatenate([j_idx, np.zeros_like(others)])
+        points = np.concatenate([points, np.full(k - 1, prior_games / 2)])
+        counts = np.concatenate([counts, np.full(k - 1, float(prior_games))])
+
+    def loglik(r: np.ndarray) -> float:
+        d = r[i_idx] - r[j_idx]
+        # log σ(d) = -log1p(e^-d), written stably with logaddexp.
+        return float(
+            -np.sum(points * np.logaddexp(0.0, -d) + (counts - points) * np.logaddexp(0.0, d))
+        )
+
+    def grad_hess(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        d = r[i_idx] - r[j_idx]
+        p = _sigmoid(d)
+        g_pair = points - counts * p
+        w = counts * p * (1.0 - p)
+        grad = np.zeros(k)
+        np.add.at(grad, i_idx, g_pair)
+        np.add.at(grad, j_idx, -g_pair)
+        hess = np.zeros((k, k))
+        np.add.at(hess, (i_idx, i_idx), -w)
+        np.add.at(hess, (j_idx, j_idx), -w)
+        np.add.at(hess, (i_idx, j_idx), w)
+        np.add.at(hess, (j_idx, i_idx), w)
+        return grad[1:], hess[1:, 1:]  # the anchor (index 0) is fixed, not a parameter
+
+    r = np.zeros(k)  # natural-log units; anchor stays at 0
+    if k > 1:
+        ll = loglik(r)
+        for _ in range(500):
+            grad, hess = grad_hess(r)
+            step = np.linalg.solve(hess, -grad)
+            # Damping: halve until the likelihood does not drop, so lopsided results (where the
+            # optimum is far out on the flat tail) cannot make Newton overshoot and diverge.
+            scale = 1.0
+            while True:
+                trial = r.copy()
+                trial[1:] += scale * step
+                trial_ll = loglik(trial)
+                if trial_ll >= ll - 1e-12 * abs(ll) or scale < 1e-8:
+                    break
+                scale *= 0.5
+            r, ll = trial, trial_ll
+            if np.max(np.abs(scale * step)) < 1e-9:
+                break
+        else:  # pragma: no cover - strictly concave problems converge in a few dozen steps
+            raise RuntimeError("Bradley–Terry fit did not converge in 500 Newton steps")
+        _, hess = grad_hess(r)
+        sigma = np.sqrt(np.clip(np.diag(np.linalg.inv(-hess)), 0.0, None))
+        sigma = np.concatenate([[0.0], sigma])
+    else:
+        sigma = np.zeros(1)
+
+    ratings: dict[str, Rating] = {}
+    for name, index in players.items():
+        elo = anchor_elo + float(r[index]) * ELO_PER_NAT
+        half = z * float(sigma[index]) * ELO_PER_NAT
+        if index == 0:
+            elo, half = float(anchor_elo), 0.0  # exact, not anchor + rounding
+        ratings[name] = Rating(elo=elo, low=elo - half, high=elo + half, games=int(games[name]))
+    return ratings
+
+
+def sprt(
+    wins: int,
+    draws: int,
+    losses: int,
+    *,
+    elo0: float = 0.0,
+    elo1: float = 35.0,
+    alpha: float = 0.05,
+    beta: float = 0.05,
+) -> tuple[str, float]:
+    """Sequential probability ratio test of H1: Elo = ``elo1`` against H0: Elo = ``elo0``.
+
+    Returns ``("accept" | "reject" | "continue", llr)``: "accept" means H1 (the candidate is
+    ``elo1`` stronger) with false-positive rate ``alpha``; "reject" means H0 with false-negative
+    rate ``beta``. The log-likelihood ratio is the trinomial GSPRT approximation with logistic
+    Elo used by fishtest and cutechess (M. Van den Bergh): with per-game score mean ``s`` and
+    variance ``var`` estimated from the counts, and ``s_k = expected_score(elo_k)``,
+    ``llr = N (s1 - s0) (2 s - s0 - s1) / (2 var)``. Bounds are Wald's:
+    ``log(beta / (1 - alpha))`` and ``log((1 - beta) / alpha)``.
+
+    A result category with no games gets a pseudo-count of 0.5 so that the variance is never
+    zero (otherwise a single win would count as infinitely convincing).
+    """
+    for name, value in (("wins", wins), ("draws", draws), ("losses", losses)):
+        _check_count(name, value)
+    if wins + draws + losses == 0:
+        raise ValueError("no games: wins + draws + losses must be positive, got 0")
+    for name, value in (("alpha", alpha), ("beta", beta)):
+        if not 0.0 < value < 0.5:
+            raise ValueError(f"{name} must be in (0, 0.5), got {value!r}")
+    if not elo1 > elo0:
+        raise ValueError(f"elo1 must be greater than elo0, got elo0={elo0!r}, elo1={elo1!r}")
+    counts = np.array([wins, draws, losses], dtype=np.float64)
+    if np.any(counts == 0):
+        counts = np.where(counts == 0, 0.5, counts)
+    n = counts.sum()
+    w, d, _ = counts / n
+    s = w + d / 2
+    var = w + d / 4 - s * s
+    s0, s1 = expected_score(elo0), expected_score(elo1)
+    llr = float(n * (s1 - s0) * (2 * s - s0 - s1) / (2 * var))
+    lower = math.log(beta / (1 - alpha))
+    upper = math.log((1 - beta) / alpha)
+    if llr >= upper:
+        return "accept", llr
+    if llr <= lower:
+        return "reject", llr
+    return "continue", llr
