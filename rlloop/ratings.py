@@ -119,7 +119,9 @@ class Rating:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # numerically stable for large |x|
+    # exp(-log(1 + e^-x)): no overflow, and full relative precision in the far tails too
+    # (the tanh form 0.5·(1 + tanh(x/2)) cancels to nothing for x below about -20).
+    return np.exp(-np.logaddexp(0.0, -x))
 
 
 def fit_bradley_terry(
@@ -136,7 +138,7 @@ def fit_bradley_terry(
     loss. ``anchor`` is fixed at exactly ``anchor_elo``. Regulariser: every other player gets
     ``prior_games`` virtual *draws* against the anchor (half a virtual win, half a virtual loss),
     which pulls it weakly towards the anchor's rating and keeps unbeaten or winless players
-    finite; set it small (e.g. 1e-3) to approach the plain maximum-likelihood fit.
+    finite (it must be > 0); set it small (e.g. 1e-6) to approach the plain maximum-likelihood fit.
 
     Solved by damped Newton's method to a step below 1e-9 (the anchored, regularised
     log-likelihood is strictly concave). Intervals are ``elo ± z·σ`` with σ from the inverse of
@@ -147,8 +149,10 @@ def fit_bradley_terry(
     counts, or a bad ``prior_games``/``confidence``.
     """
     z = _check_confidence(confidence)
-    if not math.isfinite(prior_games) or prior_games < 0:
-        raise ValueError(f"prior_games must be a finite number >= 0, got {prior_games!r}")
+    # Strictly positive: without the prior an unbeaten or winless player has no finite
+    # maximum-likelihood rating at all. Use a tiny value (1e-6) for a near-plain ML fit.
+    if not math.isfinite(prior_games) or prior_games <= 0:
+        raise ValueError(f"prior_games must be a finite number > 0, got {prior_games!r}")
     players: dict[str, int] = {anchor: 0}
     games: dict[str, int] = {anchor: 0}
     neighbours: dict[str, set[str]] = {anchor: set()}
@@ -196,7 +200,7 @@ def fit_bradley_terry(
     j_idx = np.array([r[1] for r in rows], dtype=np.int64)
     points = np.array([r[2] for r in rows], dtype=np.float64)
     counts = np.array([r[3] for r in rows], dtype=np.float64)
-    if prior_games > 0 and k > 1:
+    if k > 1:
         others = np.arange(1, k)
         i_idx = np.concatenate([i_idx, others])
         j_idx = np.concatenate([j_idx, np.zeros_like(others)])
@@ -212,9 +216,11 @@ def fit_bradley_terry(
 
     def grad_hess(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         d = r[i_idx] - r[j_idx]
-        p = _sigmoid(d)
-        g_pair = points - counts * p
-        w = counts * p * (1.0 - p)
+        p, q = _sigmoid(d), _sigmoid(-d)
+        # q = σ(-d), never 1 - p, and the gradient as points·q - (counts - points)·p rather than
+        # points - counts·p: for lopsided results both forms cancel to a few significant digits.
+        w = counts * p * q
+        g_pair = points * q - (counts - points) * p
         grad = np.zeros(k)
         np.add.at(grad, i_idx, g_pair)
         np.add.at(grad, j_idx, -g_pair)
@@ -231,6 +237,12 @@ def fit_bradley_terry(
         for _ in range(500):
             grad, hess = grad_hess(r)
             step = np.linalg.solve(hess, -grad)
+            # Converged: steps below 1e-9 nats, or a Newton decrement (the predicted gain in
+            # log-likelihood) at rounding level — far out on a flat tail (an unbeaten player with
+            # a tiny prior) the curvature is so small that rounding in the gradient alone moves
+            # the step by more than 1e-9 although the fit cannot improve any further.
+            if np.max(np.abs(step)) < 1e-9 or float(grad @ step) < 1e-24 * max(1.0, abs(ll)):
+                break
             # Damping: halve until the likelihood does not drop, so lopsided results (where the
             # optimum is far out on the flat tail) cannot make Newton overshoot and diverge.
             scale = 1.0
@@ -242,8 +254,6 @@ def fit_bradley_terry(
                     break
                 scale *= 0.5
             r, ll = trial, trial_ll
-            if np.max(np.abs(scale * step)) < 1e-9:
-                break
         else:  # pragma: no cover - strictly concave problems converge in a few dozen steps
             raise RuntimeError("Bradley–Terry fit did not converge in 500 Newton steps")
         _, hess = grad_hess(r)

@@ -125,6 +125,14 @@ def test_unbeaten_player_stays_finite() -> None:
     ratings = fit_bradley_terry([MatchResult("a", "random", 50, 0, 0)])
     assert math.isfinite(ratings["a"].elo) and 300 < ratings["a"].elo < 2000
     assert math.isfinite(ratings["a"].high)
+    # Far out on the logistic tail (tiny prior, lopsided results) Newton still converges, and
+    # matches the one-player closed form: σ(r) = (wins + prior/2) / (wins + prior).
+    prior = 1e-9
+    lopsided = fit_bradley_terry([MatchResult("a", "random", 100, 0, 0)], prior_games=prior)
+    assert lopsided["a"].elo == pytest.approx(-400 * math.log10(prior / 2 / (100 + prior / 2)), rel=1e-6)
+    assert lopsided["a"].elo > 4000  # beyond elo_difference's clipping, hence the exact form
+    with pytest.raises(ValueError, match="prior_games must be a finite number > 0, got 0"):
+        fit_bradley_terry([MatchResult("a", "random", 1, 0, 1)], prior_games=0)
 
 
 def test_unconnected_players_are_named() -> None:
