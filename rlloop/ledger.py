@@ -201,10 +201,20 @@ class EventBus:
                 log.exception("event subscriber %r failed on %s #%d", callback, event.kind, event.id)
 
 
+def _json_default(value: Any) -> Any:
+    # Metrics and match results arrive as numpy/JAX scalars and small arrays; store them as the
+    # plain numbers and lists they hold instead of failing the write.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"payload value {value!r} of type {type(value).__name__} is not JSON data")
+
+
 def _encode(payload: dict[str, Any]) -> str:
     if not isinstance(payload, dict):
         raise TypeError(f"event payload must be a dict, got {type(payload).__name__}")
-    return json.dumps(payload, sort_keys=True, allow_nan=False)
+    return json.dumps(payload, sort_keys=True, allow_nan=False, default=_json_default)
 
 
 def _check_status(status: str) -> None:
@@ -358,7 +368,7 @@ class Ledger:
             conn.execute(
                 "INSERT INTO models (id, parent, iteration, created, status, checkpoint, note) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (model_id, parent, iteration, time.time(), status, checkpoint, note),
+                (model_id, parent, int(iteration), time.time(), status, checkpoint, note),
             )
 
     def set_status(self, model_id: str, status: str) -> None:
@@ -376,7 +386,7 @@ class Ledger:
             self._require_model(conn, model_id)
             conn.execute(
                 "UPDATE models SET elo = ?, elo_low = ?, elo_high = ? WHERE id = ?",
-                (elo, low, high, model_id),
+                (float(elo), float(low), float(high), model_id),
             )
 
     def record_match(
@@ -405,7 +415,7 @@ class Ledger:
                 "created, mean_length) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     model_a, model_b, int(wins_a), int(draws), int(wins_b), stage,
-                    int(iteration), time.time(), mean_length,
+                    int(iteration), time.time(), None if mean_length is None else float(mean_length),
                 ),
             )  # fmt: skip
             return int(cursor.lastrowid)
@@ -427,6 +437,8 @@ class Ledger:
         already the champion or was rejected.
         """
         now = time.time()
+        # Plain floats: numpy float32 would neither bind to SQLite nor encode as JSON.
+        score, score_low, score_high = float(score), float(score_low), float(score_high)
         with self._write() as conn:
             row = self._require_model(conn, model_id)
             if row["status"] in ("champion", "rejected"):
