@@ -10,13 +10,13 @@ engine's legal-action mask), and the board-level subset of assertions.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from ringrift_jits import legal_fn, rules_for, trusting_step
 
 from rlloop.games.ringrift import convert as cv
 from rlloop.games.ringrift.engine import (
@@ -30,6 +30,8 @@ from rlloop.games.ringrift.engine import (
     TERRITORY,
     Rules,
 )
+
+__all__ = ["legal_fn", "rules_for", "trusting_step"]
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 VECTORS = SHARED / "data" / "ringrift" / "contract-vectors" / "v2"
@@ -95,24 +97,6 @@ def verdict(vector: dict) -> str:
     if vid in DIFF:
         return "DIFF"
     return "OK"
-
-
-@functools.cache
-def rules_for(config: str) -> Rules:
-    board, players = config.rsplit("_", 1)
-    return Rules(board, int(players[0]))
-
-
-@functools.cache
-def trusting_step(config: str):
-    rules = rules_for(config)
-    return jax.jit(lambda b, p, a, c: rules.step(b, p, a, c))
-
-
-@functools.cache
-def legal_fn(config: str):
-    rules = rules_for(config)
-    return jax.jit(lambda b, p: rules.legal_mask(b, p, rules.analyze(b, p)))
 
 
 class Refused(ValueError):
@@ -193,18 +177,8 @@ def _processable(rules: Rules, board, player: int, region: np.ndarray) -> bool:
     return False
 
 
-def run_vector(vector: dict) -> Outcome:
-    state = vector["input"]["state"]
-    players = len(state["players"])
-    config = f"{state['board']['type']}_{players}p"
-    rules = rules_for(config)
-    move = vector["input"].get("move") or vector["input"]["initialMove"]
-    out = Outcome()
-    try:
-        check_allowed(state, move)
-    except Refused as err:
-        out.refused = str(err)
-        return out
+def load_for_move(rules: Rules, state: dict, move: dict):
+    """(board, player) of a fixture state, with the turn fields of FIXTURES.md §8 step 6."""
     history = state.get("moveHistory") or []
     board, player = cv.board_from_json(rules, state, history)
     phase = state["currentPhase"]
@@ -218,23 +192,45 @@ def run_vector(vector: dict) -> Outcome:
             board = board.replace(pending_terr=jnp.bool_(True))
         if phase == "line_processing" and ctx == "line":
             board = board.replace(pending_line=jnp.bool_(True))
+    return board, player
+
+
+def apply_trusting(config: str, board, player: int, move: dict):
+    """Apply ``move`` with the trusting path; returns (board, player, strictly legal)."""
+    rules = rules_for(config)
+    mask = np.asarray(legal_fn(config)(board, jnp.int32(player)))
+    action, cells = _to_action(rules, board, player, move, mask)
+    try:
+        strict = bool(mask[cv.move_to_action(rules, board, player, move)])
+    except ValueError:
+        strict = False
+    if action == NOOP:
+        action = int(rules.offsets[K_PASS])
+        board = board.replace(acted=jnp.bool_(True))
+    b2, p2, _, _ = trusting_step(config)(board, jnp.int32(player), jnp.int32(action),
+                                         jnp.asarray(cells))
+    return b2, int(p2), strict
+
+
+def run_vector(vector: dict) -> Outcome:
+    state = vector["input"]["state"]
+    players = len(state["players"])
+    config = f"{state['board']['type']}_{players}p"
+    rules = rules_for(config)
+    move = vector["input"].get("move") or vector["input"]["initialMove"]
+    out = Outcome()
+    try:
+        check_allowed(state, move)
+    except Refused as err:
+        out.refused = str(err)
+        return out
+    board, player = load_for_move(rules, state, move)
     before = _facts(rules, board)
-    step = trusting_step(config)
-    legal = legal_fn(config)
 
     def apply(board, player, mv):
-        mask = np.asarray(legal(board, jnp.int32(player)))
-        action, cells = _to_action(rules, board, player, mv, mask)
-        try:
-            strict = bool(mask[cv.move_to_action(rules, board, player, mv)])
-        except ValueError:  # e.g. a synthetic region that detection (R46) does not find
-            strict = False
+        b2, p2, strict = apply_trusting(config, board, player, mv)
         out.strict_legal = out.strict_legal and strict
-        if action == NOOP:
-            action = int(rules.offsets[K_PASS])
-            board = board.replace(acted=jnp.bool_(True))
-        b2, p2, _, _ = step(board, jnp.int32(player), jnp.int32(action), jnp.asarray(cells))
-        return b2, int(p2)
+        return b2, p2
 
     mover = player
     board, player = apply(board, player, move)

@@ -29,9 +29,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
+from ringrift_jits import load, play, rules_for, start
 
 from rlloop.games.ringrift import RingRift
 from rlloop.games.ringrift import convert as cv
@@ -46,13 +45,6 @@ CONFIGS = tuple(f"{b}_{n}p" for b in ("square8", "hex8", "square19", "hexagonal"
 def game_for(config: str) -> RingRift:
     board, players = config.rsplit("_", 1)
     return RingRift(board, int(players[0]))
-
-
-@functools.cache
-def jitted(config: str):
-    """(init, step) jitted once per configuration."""
-    game = game_for(config)
-    return jax.jit(game.init), jax.jit(game.step)
 
 
 def iter_games(config: str, limit: int | None = None) -> Iterator[dict]:
@@ -78,27 +70,22 @@ class GameReport:
 
 def replay(config: str, record: dict, max_failures: int = 5) -> GameReport:
     """Replay one trace game; see the module docstring."""
-    game = game_for(config)
-    rules = game.rules
-    init, step = jitted(config)
-    state = init(jax.random.PRNGKey(0))
+    rules = rules_for(config)
+    pos = start(config)
     states = [*record["states"], record["finalState"]]
     history: list[dict] = []
     rep = GameReport(record["gameId"], decisions=record["numSteps"])
     for k in range(record["numSteps"]):
         ref = states[k]
-        player = int(state.current_player) + 1
-        problems = cv.compare_board(rules, state.board, player, ref)
+        player = pos.current_player + 1
+        problems = cv.compare_board(rules, pos.board, player, ref)
         if problems:
             rep.failures.append((k, "state", problems))
             board, player = cv.board_from_json(rules, ref, history, record["lps"][k])
-            sub = game.rules.analyze(board, jnp.int32(player))
-            mask = game.rules.legal_mask(board, jnp.int32(player), sub)
-            state = state.replace(board=board, current_player=jnp.int32(player - 1),
-                                  legal_action_mask=mask, terminated=jnp.bool_(False))
-        mine = set(np.flatnonzero(np.asarray(state.legal_action_mask)).tolist())
+            pos = load(config, board, player)
+        mine = set(np.flatnonzero(pos.legal_action_mask).tolist())
         try:
-            ref_actions = {cv.move_to_action(rules, state.board, player, m)
+            ref_actions = {cv.move_to_action(rules, pos.board, player, m)
                            for m in record["legalMoves"][k]}
         except ValueError as err:
             ref_actions = None
@@ -110,15 +97,14 @@ def replay(config: str, record: dict, max_failures: int = 5) -> GameReport:
         elif ref_actions is not None:
             rep.failures.append((k, "legal", {"extra": sorted(mine - ref_actions)[:5],
                                               "missing": sorted(ref_actions - mine)[:5]}))
-        action = cv.move_to_action(rules, state.board, player, move)
-        state = step(state, jnp.int32(action))
+        pos = play(config, pos, cv.move_to_action(rules, pos.board, player, move))
         history.append(move)
         if len(rep.failures) >= max_failures:
             rep.decisions = k + 1
             return rep
-    final_problems = cv.compare_board(rules, state.board, int(state.current_player) + 1,
+    final_problems = cv.compare_board(rules, pos.board, pos.current_player + 1,
                                       record["finalState"])
-    if not bool(state.terminated):
+    if not pos.terminated:
         final_problems.append("not terminated")
     rep.final_ok = not final_problems
     if final_problems:

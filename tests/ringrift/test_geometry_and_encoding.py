@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-from ringrift_trace_replay import game_for, jitted
+from ringrift_jits import play, rules_for, start
 
 from rlloop.games.ringrift import BOARD_TYPES, RingRift
 from rlloop.games.ringrift import convert as cv
@@ -84,21 +83,21 @@ def test_initial_position_and_json_round_trip() -> None:
 
 
 def test_actions_round_trip_through_moves() -> None:
-    game = game_for("hex8_3p")
-    step = jitted("hex8_3p")[1]
-    st = game.init(jax.random.PRNGKey(0))
-    key = jax.random.PRNGKey(1)
-    for t in range(40):
-        p = int(st.current_player) + 1
-        for a in np.flatnonzero(np.asarray(st.legal_action_mask)):
-            mv = cv.action_to_move(game.rules, st.board, p, int(a))
-            assert cv.move_to_action(game.rules, st.board, p, mv) == a, mv
-        logits = jnp.where(st.legal_action_mask, 0.0, -jnp.inf)
-        st = step(st, jax.random.categorical(jax.random.fold_in(key, t), logits))
-        if bool(st.terminated):
+    config = "hex8_3p"
+    rules = rules_for(config)
+    pos = start(config)
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        p = pos.current_player + 1
+        legal = np.flatnonzero(pos.legal_action_mask)
+        for a in legal:
+            mv = cv.action_to_move(rules, pos.board, p, int(a))
+            assert cv.move_to_action(rules, pos.board, p, mv) == a, mv
+        pos = play(config, pos, int(rng.choice(legal)))
+        if pos.terminated:
             break
-        js = cv.board_to_json(game.rules, st.board, int(st.current_player) + 1)
-        assert cv.compare_board(game.rules, st.board, int(st.current_player) + 1, js) == []
+        js = cv.board_to_json(rules, pos.board, pos.current_player + 1)
+        assert cv.compare_board(rules, pos.board, pos.current_player + 1, js) == []
 
 
 def test_compare_board_detects_differences() -> None:

@@ -6,12 +6,9 @@ loaded with ``convert.board_from_json``.
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from ringrift_trace_replay import game_for, jitted
+from ringrift_jits import load, play, rules_for
 
-from rlloop.games.ringrift import RingRift
 from rlloop.games.ringrift import convert as cv
 from rlloop.games.ringrift.engine import (
     CHAIN,
@@ -26,17 +23,17 @@ from rlloop.games.ringrift.engine import (
 )
 
 
-def _game(board: str, players: int) -> RingRift:
-    return game_for(f"{board}_{players}p")
+class _Game:
+    """The bits of a configuration the examples need (rules + config name)."""
 
-
-def _step(board: str, players: int):
-    return jitted(f"{board}_{players}p")[1]
+    def __init__(self, board: str, players: int):
+        self.config = f"{board}_{players}p"
+        self.rules = rules_for(self.config)
 
 
 def _state(board="square8", players=2, *, stacks=None, markers=None, collapsed=None,
            hands=None, current=1, phase="movement", elim=None, extra=None):
-    game = _game(board, players)
+    game = _Game(board, players)
     hands = hands or [0] * players
     elim = elim or [0] * players
     js = {
@@ -54,31 +51,28 @@ def _state(board="square8", players=2, *, stacks=None, markers=None, collapsed=N
     }
     js.update(extra or {})
     brd, p = cv.board_from_json(game.rules, js)
-    rules = game.rules
-    mask = rules.legal_mask(brd, jnp.int32(p), rules.analyze(brd, jnp.int32(p)))
-    st = game.init(jax.random.PRNGKey(0))
-    return game, st.replace(board=brd, current_player=jnp.int32(p - 1), legal_action_mask=mask)
+    return game, load(game.config, brd, p)
 
 
 def _legal_moves(game, st) -> list[dict]:
-    p = int(st.current_player) + 1
+    p = st.current_player + 1
     return [cv.action_to_move(game.rules, st.board, p, int(a))
-            for a in np.flatnonzero(np.asarray(st.legal_action_mask))]
+            for a in np.flatnonzero(st.legal_action_mask)]
 
 
 def _act(game, st, move: dict):
-    p = int(st.current_player) + 1
+    p = st.current_player + 1
     a = cv.move_to_action(game.rules, st.board, p, {"player": p, **move})
-    assert bool(st.legal_action_mask[a]), move
-    return _step(game.board_type, game.num_players)(st, jnp.int32(a))
+    assert st.legal_action_mask[a], move
+    return play(game.config, st, a)
 
 
 def _json(game, st) -> dict:
-    return cv.board_to_json(game.rules, st.board, int(st.current_player) + 1)
+    return cv.board_to_json(game.rules, st.board, st.current_player + 1)
 
 
 def _kinds(game, st) -> set[int]:
-    acts = np.flatnonzero(np.asarray(st.legal_action_mask))
+    acts = np.flatnonzero(st.legal_action_mask)
     return {int(np.sum(a >= game.rules.offsets[1:])) for a in acts}
 
 
@@ -129,7 +123,7 @@ def test_w3_higher_cap_blocks_chain() -> None:
 def test_w5_overlength_line_choices() -> None:
     markers = {f"{x},0": 1 for x in range(5)}
     game, st = _state(stacks={"5,5": [1]}, markers=markers, phase="line_processing")
-    acts = np.flatnonzero(np.asarray(st.legal_action_mask))
+    acts = np.flatnonzero(st.legal_action_mask)
     kinds = [int(np.sum(a >= game.rules.offsets[1:])) for a in acts]
     assert sorted(kinds) == [K_LINE, K_LINE, K_LINE, K_PASS]  # all, two windows, no-op
     moves = [m for m in _legal_moves(game, st) if m["type"] == "choose_line_option"]

@@ -51,6 +51,24 @@ class RingRift(Game):
         self.observation_shape = (gh, gw, self.num_channels)
         self.max_steps = MAX_STEPS[board_type][num_players - 2]
         self._grid = self.rules.geo.grid
+        # The rules are large: calling them op by op (outside jit) takes seconds per step.
+        # The public functions are therefore jitted once per game; inside a caller's
+        # jit/vmap the inner jit is simply inlined, so semantics and batching are unchanged.
+        self._jit_step = jax.jit(super().step)
+        self._jit_init = jax.jit(super().init)
+        self._jit_observe = jax.jit(self._observe)
+
+    def init(self, key: PRNGKey) -> State:
+        """See :meth:`rlloop.games.base.Game.init` (jitted once per game)."""
+        return self._jit_init(key)
+
+    def step(self, state: State, action: Array) -> State:
+        """See :meth:`rlloop.games.base.Game.step` (jitted once per game)."""
+        return self._jit_step(state, jnp.asarray(action, dtype=jnp.int32))
+
+    def observe(self, state: State, player: Array) -> Array:
+        """float32 [rows, cols, 8P + 13] from ``player``'s seat (see the module docstring)."""
+        return self._jit_observe(state, jnp.asarray(player, dtype=jnp.int32))
 
     # ------------------------------------------------------------------ protocol
     def _init(self, key: PRNGKey) -> State:
@@ -81,7 +99,7 @@ class RingRift(Game):
             terminated=terminated,
         )
 
-    def observe(self, state: State, player: Array) -> Array:
+    def _observe(self, state: State, player: Array) -> Array:
         rules = self.rules
         b: RingRiftBoard = state.board
         n, pp, hh = rules.N, self.num_players, float(rules.H)
