@@ -1,8 +1,13 @@
-"""Orbax checkpoints of the training state.
+"""Orbax checkpoints: the training state (latest N) and promoted champions (best N).
 
-``<run>/checkpoints/train/<step>/`` holds ``state`` (params, optimiser state, step) and
-``meta`` (JSON: iteration, game, network shape). Orbax writes each step into a temporary
-folder and renames it when complete, so a half-written step is never listed as a checkpoint.
+``<run>/checkpoints/train/<iteration>/`` holds ``state`` (params, optimiser state, step),
+``selfplay`` (the in-flight self-play games) and ``meta`` (JSON: iteration, game, network
+shape, RNG state). ``<run>/checkpoints/champions/<iteration>/`` holds a champion's ``params``
+and ``meta``. The two live in separate managers so that pruning one never touches the other.
+
+Orbax writes each step into a temporary folder and renames it when complete, so a half-written
+step is never listed. A listed step that still fails to restore (a damaged disk, a kill at the
+worst moment) is skipped in favour of the previous one, with a warning.
 """
 
 from __future__ import annotations
@@ -17,48 +22,78 @@ import orbax.checkpoint as ocp
 log = logging.getLogger(__name__)
 
 
-class TrainCheckpoints:
-    """The latest ``keep`` training states of a run.
+class CheckpointError(RuntimeError):
+    """A checkpoint exists but does not fit this run (another game or network shape)."""
 
-    Args:
-      directory: ``<run>/checkpoints/train``.
-      keep: how many of the newest checkpoints to keep.
-    """
 
-    def __init__(self, directory: str | Path, *, keep: int) -> None:
+def _abstract(template: Any) -> Any:
+    return jax.tree.map(
+        lambda x: x if isinstance(x, jax.ShapeDtypeStruct) else ocp.utils.to_shape_dtype_struct(x),
+        template,
+    )
+
+
+class _Manager:
+    """Shared save/restore of named pytree items plus JSON ``meta`` per step."""
+
+    def __init__(self, directory: str | Path, *, max_to_keep: int | None) -> None:
         self.directory = Path(directory).resolve()
         self._manager = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
         )
 
-    def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
-        """Save ``state`` (a pytree) and JSON ``meta`` as ``step`` (asynchronously)."""
-        self._manager.save(
-            step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
-        )
+    def save(self, step: int, items: dict[str, Any], meta: dict[str, Any]) -> None:
+        """Save pytrees ``items`` and JSON ``meta`` as ``step`` (asynchronously)."""
+        arguments = {name: ocp.args.StandardSave(tree) for name, tree in items.items()}
+        self._manager.save(step, args=ocp.args.Composite(meta=ocp.args.JsonSave(meta), **arguments))
+
+    def steps(self) -> list[int]:
+        """Complete steps, oldest first."""
+        return sorted(self._manager.all_steps())
 
     def latest_step(self) -> int | None:
         """Newest complete step, or None."""
         return self._manager.latest_step()
 
-    def restore(self, step: int | None = None, *, template: Any = None) -> tuple[Any, dict[str, Any]]:
-        """(state, meta) of ``step`` (default newest). ``template``: a pytree of arrays or
-        ShapeDtypeStructs (with shardings) giving the restored types and placement."""
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        abstract = None
-        if template is not None:
-            abstract = jax.tree.map(
-                lambda x: x if isinstance(x, jax.ShapeDtypeStruct) else ocp.utils.to_shape_dtype_struct(x),
-                template,
+    def restore(self, step: int, templates: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(items, meta) of ``step``; ``templates`` give each item's structure, dtypes and
+        shardings (arrays or ShapeDtypeStructs), so optimiser state keeps its types."""
+        arguments = {name: ocp.args.StandardRestore(_abstract(t)) for name, t in templates.items()}
+        try:
+            restored = self._manager.restore(
+                step, args=ocp.args.Composite(meta=ocp.args.JsonRestore(), **arguments)
             )
-        restored = self._manager.restore(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
-        )
-        return restored["state"], dict(restored["meta"])
+        except (ValueError, TypeError, KeyError) as error:
+            raise CheckpointError(
+                f"checkpoint {self.directory / str(step)} does not fit this run (another game or "
+                f"network shape?): {error}"
+            ) from error
+        return {name: restored[name] for name in templates}, dict(restored["meta"])
+
+    def restore_meta(self, step: int) -> dict[str, Any]:
+        """Only the JSON ``meta`` of ``step``."""
+        restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(restored["meta"])
+
+    def restore_newest(
+        self, templates: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, Any]] | None:
+        """Restore the newest step that restores cleanly, warning about any skipped."""
+        for step in reversed(self.steps()):
+            try:
+                items, meta = self.restore(step, templates)
+            except CheckpointError:
+                raise
+            except Exception as error:  # a damaged step: fall back to the previous one
+                log.warning("checkpoint %s/%d is unreadable (%s); trying the previous one",
+                            self.directory, step, error)
+                continue
+            return step, items, meta
+        return None
+
+    def delete(self, step: int) -> None:
+        self._manager.delete(step)
 
     def wait(self) -> None:
         """Block until pending asynchronous saves are on disk."""
@@ -67,3 +102,30 @@ class TrainCheckpoints:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+class TrainCheckpoints(_Manager):
+    """The latest ``keep`` training checkpoints of a run (``<run>/checkpoints/train``)."""
+
+    def __init__(self, directory: str | Path, *, keep: int) -> None:
+        super().__init__(directory, max_to_keep=keep)
+
+
+class ChampionCheckpoints(_Manager):
+    """Promoted champions (``<run>/checkpoints/champions``), pruned by :meth:`prune`.
+
+    Orbax's own ``max_to_keep`` is not used: combined with ``best_fn`` it can delete the newest
+    step, and the current champion must never be deleted.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        super().__init__(directory, max_to_keep=None)
+
+    def prune(self, elo_by_step: dict[int, float], *, keep: int, protect: set[int]) -> list[int]:
+        """Delete all but the ``keep`` best-rated steps and those in ``protect``; returns the
+        deleted steps."""
+        ranked = sorted(self.steps(), key=lambda step: elo_by_step.get(step, float("-inf")), reverse=True)
+        doomed = [step for step in ranked[keep:] if step not in protect]
+        for step in doomed:
+            self.delete(step)
+        return doomed

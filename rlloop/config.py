@@ -92,6 +92,8 @@ class TrainConfig:
     replay_capacity: int = 200_000
     min_replay_size: int = 1_000
     augment: bool = True
+    # Data quality gate: self-play data whose finished games average fewer moves is refused.
+    min_mean_game_length: float = 2.0
 
 
 @dataclasses.dataclass
@@ -112,6 +114,27 @@ class LoopConfig:
     checkpoint_every: int = 10
     keep_checkpoints: int = 3
     tensorboard: bool = True
+
+
+@dataclasses.dataclass
+class GateConfig:
+    """Arena gating: every ``every`` iterations the training network (the candidate) plays
+    the champion; only a measurably stronger candidate becomes the new champion."""
+
+    enabled: bool = True
+    every: int = 5
+    screen_games: int = 64  # short first match; only candidates scoring >= screen_min_score go on
+    screen_min_score: float = 0.5
+    deep_games: int = 192  # further games for candidates that passed the screen
+    promote_score: float = 0.55  # promote when the score's lower confidence bound exceeds this
+    confidence: float = 0.95
+    reject_elo_margin: float = 50.0  # reject when Elo falls this far below the champion's
+    anchor_games: int = 32  # candidate vs each baseline (random, greedy): anchors Elo at random=0
+    num_simulations: int = 16  # search budget of both sides in arena games
+    opening_moves: int = 2
+    keep_champions: int = 5
+    sprt: bool = False  # use SPRT (elo0=0, elo1=sprt_elo1) on the deep match instead of the bound
+    sprt_elo1: float = 35.0
 
 
 @dataclasses.dataclass
@@ -140,9 +163,12 @@ class Config:
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     loop: LoopConfig = dataclasses.field(default_factory=LoopConfig)
+    gate: GateConfig = dataclasses.field(default_factory=GateConfig)
     hardware: HardwareConfig = dataclasses.field(default_factory=HardwareConfig)
     # Where the run writes; Hydra sets it to its output directory.
     run_dir: str = ""
+    # An existing run directory to continue (instead of hydra.run.dir=<run>).
+    resume: str = ""
 
 
 def register_schemas() -> None:
@@ -174,7 +200,8 @@ def validate(config: DictConfig) -> DictConfig:
         "loop.iterations", "loop.moves_per_chunk", "loop.chunks_per_iteration",
         "loop.log_every", "loop.checkpoint_every", "loop.keep_checkpoints",
         "hardware.games_per_device", "hardware.side_workers", "hardware.side_threads",
-        "hardware.num_processes",
+        "hardware.num_processes", "gate.every", "gate.screen_games", "gate.num_simulations",
+        "gate.keep_champions",
     ):  # fmt: skip
         problems += _positive(config, path)
     if config.loop.random_opening_moves < 0 or config.loop.temperature_moves < 0:
@@ -199,6 +226,14 @@ def validate(config: DictConfig) -> DictConfig:
             f"hardware.process_id={config.hardware.process_id} must be in "
             f"[0, hardware.num_processes={config.hardware.num_processes})"
         )
+    for path in ("gate.screen_games", "gate.deep_games", "gate.anchor_games"):
+        value = OmegaConf.select(config, path)
+        if value < 0 or value % 2:
+            problems.append(f"{path}={value} must be an even number >= 0 (seats are swapped in pairs)")
+    for path in ("gate.promote_score", "gate.confidence", "gate.screen_min_score"):
+        value = OmegaConf.select(config, path)
+        if not 0 < value < 1:
+            problems.append(f"{path}={value} must be in (0, 1)")
     if problems:
         raise ValueError("invalid rlloop config:\n  " + "\n  ".join(problems))
     return config

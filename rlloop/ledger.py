@@ -378,6 +378,12 @@ class Ledger:
             self._require_model(conn, model_id)
             conn.execute("UPDATE models SET status = ? WHERE id = ?", (status, model_id))
 
+    def set_checkpoint(self, model_id: str, checkpoint: str) -> None:
+        """Record where a model's parameters are saved (relative to the run dir)."""
+        with self._write() as conn:
+            self._require_model(conn, model_id)
+            conn.execute("UPDATE models SET checkpoint = ? WHERE id = ?", (checkpoint, model_id))
+
     def set_rating(self, model_id: str, elo: float, low: float, high: float) -> None:
         """Store a model's Elo and its confidence interval."""
         if not low <= elo <= high:

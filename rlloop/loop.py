@@ -1,4 +1,17 @@
-"""The orchestrator: one iteration at a time of self-play → replay → training → telemetry.
+"""The orchestrator: one resumable iteration at a time.
+
+Each iteration: self-play (with the champion's parameters) → data quality gate → replay →
+training → every ``gate.every`` iterations the arena gate (candidate vs champion; promotion,
+rejection, ratings) → checkpoint every ``loop.checkpoint_every`` → ledger row and telemetry.
+
+Self-play picks its model by a fixed chain, logged at start: the ledger's champion, else the
+latest training checkpoint, else a fresh network (registered as the first champion). A
+promotion publishes ``MODEL_PROMOTED`` (ledger row + in-process bus); self-play swaps to the
+new parameters at the next chunk boundary without recompiling (parameters are an argument).
+
+A run directory that already holds a run is resumed: training state, self-play games, replay,
+waiting moves, iteration counter and RNG streams come back from the newest complete checkpoint,
+and the champion from the ledger (whose committed rows are never lost).
 
 Usage from Python (the same thing ``python -m rlloop.run`` does)::
 
@@ -28,9 +41,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlloop import config as config_lib
 from rlloop import games, parallel
-from rlloop.checkpoints import TrainCheckpoints
+from rlloop.checkpoints import ChampionCheckpoints, CheckpointError, TrainCheckpoints
+from rlloop.gate import BASELINES, Gate
+from rlloop.ledger import MODEL_PROMOTED, Event, EventBus, Ledger
 from rlloop.networks import init_params, network_from_config
-from rlloop.replay import PendingGames, ReplayBuffer
+from rlloop.replay import PendingGames, ReplayBuffer, quality_problems
 from rlloop.search import search_from_config
 from rlloop.selfplay import make_selfplay, new_games
 from rlloop.telemetry import Telemetry
@@ -65,7 +80,13 @@ class Loop:
         config_lib.validate(config)
         self.config = config
         parallel.configure_jax(config.hardware)
-        chosen = run_dir or OmegaConf.select(config, "run_dir", default="") or default_run_dir()
+        resume = OmegaConf.select(config, "resume", default="")
+        if resume and not (Path(resume) / "config.yaml").is_file():
+            raise ValueError(
+                f"resume={resume}: not an rlloop run directory (it has no config.yaml); "
+                "give the folder a run wrote, e.g. outputs/<date>/<time>"
+            )
+        chosen = run_dir or resume or OmegaConf.select(config, "run_dir", default="") or default_run_dir()
         self.run_dir = Path(chosen).resolve()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.is_main_process = jax.process_index() == 0
@@ -109,14 +130,28 @@ class Loop:
         self.checkpoints = TrainCheckpoints(
             self.run_dir / "checkpoints" / "train", keep=int(config.loop.keep_checkpoints)
         )
-        if self.is_main_process:
-            (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
+        self.champions = ChampionCheckpoints(self.run_dir / "checkpoints" / "champions")
+        self.bus = EventBus()
+        self.bus.subscribe(MODEL_PROMOTED, self._on_promoted)
+        self.ledger = Ledger(self.run_dir / "ledger.sqlite", bus=self.bus)
+        self.gate = (
+            Gate(self.game, self.network, config.gate, self._search_knobs(), self.ledger)
+            if config.gate.enabled
+            else None
+        )
+        self.chunks_played = 0
+        self._promoted: dict[str, tuple[Any, int]] = {}  # model id -> (params, chunk of promotion)
+        self._next_champion: str | None = None
         self.telemetry.message(
             f"[rlloop] game={self.game.name} model={config.model.name} "
             f"search={config.search.algorithm.value}x{config.search.num_simulations} "
             f"devices={self.num_devices}x{self.mesh.devices.flat[0].platform} "
             f"games={self.batch_size} run_dir={self.run_dir}"
         )
+        self._resume()
+        if self.is_main_process:
+            (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
+        self.champion_id, self.selfplay_params = self._select_selfplay_model()
 
     # ------------------------------------------------------------------ setup
     def _build_functions(self) -> None:
@@ -169,8 +204,123 @@ class Loop:
 
     @property
     def params(self) -> Any:
-        """The current network parameters."""
+        """The network parameters being trained (the next candidate)."""
         return self.train_state.params
+
+    def _search_knobs(self) -> dict[str, Any]:
+        search = self.config.search
+        return {
+            "algorithm": search.algorithm.value,
+            "max_num_considered_actions": int(search.max_num_considered_actions),
+            "gumbel_scale": float(search.gumbel_scale),
+            "value_scale": float(search.value_scale),
+            "maxvisit_init": float(search.maxvisit_init),
+            "rescale_values": bool(search.rescale_values),
+        }
+
+    # ------------------------------------------------------------------ resume and models
+    def _resume(self) -> None:
+        """Continue from the newest complete training checkpoint, if the run dir has one."""
+        steps = self.checkpoints.steps()
+        if not steps:
+            return
+        meta = self.checkpoints.restore_meta(steps[-1])
+        if meta.get("game") != self.game.name:
+            raise CheckpointError(
+                f"{self.run_dir} holds a run of game {meta.get('game')!r}; this config plays "
+                f"{self.game.name!r} (use another run dir)"
+            )
+        saved_model = {k: v for k, v in meta.get("model", {}).items() if k != "name"}
+        wanted_model = {k: v for k, v in OmegaConf.to_container(self.config.model).items() if k != "name"}
+        if saved_model and saved_model != wanted_model:
+            raise CheckpointError(
+                f"{self.run_dir} holds a network {saved_model}; this config asks for "
+                f"{wanted_model} (use another run dir)"
+            )
+        restored = self.checkpoints.restore_newest({"state": self.train_state, "selfplay": self.states})
+        if restored is None:
+            self.telemetry.message("[rlloop] no readable training checkpoint; starting afresh")
+            return
+        step, items, meta = restored
+        if meta.get("game") != self.game.name:
+            raise CheckpointError(
+                f"{self.run_dir} holds a run of game {meta.get('game')!r}; this config plays "
+                f"{self.game.name!r}"
+            )
+        self.train_state, self.states = items["state"], items["selfplay"]
+        self.iteration = int(meta["iteration"])
+        self.total_games = int(meta.get("total_games", 0))
+        self.total_moves = int(meta.get("total_moves", 0))
+        self.chunks_played = int(meta.get("chunks_played", 0))
+        self._key = jax.random.wrap_key_data(np.asarray(meta["key"], dtype=np.uint32))
+        self._rng.bit_generator.state = meta["numpy_rng"]
+        replay_file = self.run_dir / "replay" / f"replay-{step}.npz"
+        if replay_file.is_file():
+            self.replay.load(replay_file)
+        pending_file = self.run_dir / "replay" / f"pending-{step}.npz"
+        if pending_file.is_file():
+            with np.load(pending_file) as data:
+                self.pending.load_state_dict(dict(data))
+        self.telemetry.message(
+            f"[rlloop] resumed from iteration {self.iteration} (checkpoint {step}); "
+            f"replay {len(self.replay):,} samples"
+        )
+
+    def _select_selfplay_model(self) -> tuple[str, Any]:
+        """Self-play's model: the ledger's champion, else the latest checkpoint, else fresh."""
+        for name in BASELINES:
+            if name not in {m.id for m in self.ledger.models()}:
+                self.ledger.add_model(name, parent=None, iteration=0, status="baseline",
+                                      note="fixed baseline player")  # fmt: skip
+        champion = self.ledger.champion()
+        params = None
+        if champion is not None:
+            try:
+                step = int(str(champion.checkpoint).rsplit("/", 1)[-1])
+                items, _ = self.champions.restore(step, {"params": self.train_state.params})
+                reason = f"the ledger's champion {champion.id}"
+                model_id, params = champion.id, items["params"]
+            except (ValueError, FileNotFoundError, CheckpointError) as error:
+                log.warning("champion %s has no readable checkpoint (%s)", champion.id, error)
+                self.telemetry.message(
+                    f"[rlloop] warning: champion {champion.id} has no readable checkpoint "
+                    f"({champion.checkpoint}); falling back"
+                )
+        if params is None:
+            if self.iteration:
+                reason = f"no champion in the ledger; the latest checkpoint (iteration {self.iteration})"
+            else:
+                reason = "no champion and no checkpoint; a fresh network"
+            model_id, params = self._model_id(self.iteration), self._snapshot_params()
+            self._save_champion(self.iteration, params, model_id)
+            parent = champion.id if champion is not None else None
+            if model_id in {m.id for m in self.ledger.models()}:
+                self.ledger.set_checkpoint(model_id, f"champions/{self.iteration}")
+                self.ledger.promote(model_id, iteration=self.iteration, score=float("nan"),
+                                    score_low=float("nan"), score_high=float("nan"))  # fmt: skip
+            else:
+                self.ledger.add_model(
+                    model_id, parent=parent, iteration=self.iteration, status="champion",
+                    checkpoint=f"champions/{self.iteration}", note="first champion",
+                )  # fmt: skip
+        self.telemetry.message(f"[rlloop] self-play uses {model_id}: {reason}")
+        return model_id, params
+
+    def _snapshot_params(self) -> Any:
+        """A copy of the trained parameters (the train step donates its input buffers)."""
+        return jax.tree.map(lambda x: x.copy(), self.train_state.params)
+
+    @staticmethod
+    def _model_id(iteration: int) -> str:
+        return f"iter-{iteration:06d}"
+
+    def _save_champion(self, step: int, params: Any, model_id: str) -> None:
+        # On disk before the ledger names it, so a committed champion always has its params.
+        self.champions.save(step, {"params": params}, {"model_id": model_id, "game": self.game.name})
+        self.champions.wait()
+
+    def _on_promoted(self, event: Event) -> None:
+        self._next_champion = str(event.payload["model_id"])
 
     # ------------------------------------------------------------------ phases
     def selfplay(self) -> dict[str, Any]:
@@ -179,11 +329,24 @@ class Loop:
         games_done = moves = added = 0
         lengths: list[np.ndarray] = []
         root_values: list[float] = []
+        refused: list[str] = []
         for _ in range(int(self.config.loop.chunks_per_iteration)):
-            self.states, chunk = self._play(self.params, self.states, self._next_key())
+            self._swap_champion_if_promoted()
+            params = self.selfplay_params if self.gate is not None else self.params
+            self.states, chunk = self._play(params, self.states, self._next_key())
+            self.chunks_played += 1
             chunk = jax.device_get(chunk)
             samples = self.pending.add(chunk)
-            self.replay.add(samples)
+            problems = quality_problems(
+                samples, min_mean_game_length=float(self.config.train.min_mean_game_length)
+            )
+            if problems:
+                refused += problems
+                self.ledger.add_event("TRAINING_DATA_REFUSED", {"iteration": self.iteration + 1,
+                                                                "problems": problems})  # fmt: skip
+                self.telemetry.message("[rlloop] refused self-play data: " + "; ".join(problems))
+            else:
+                self.replay.add(samples)
             finished = chunk["done"]
             games_done += int(finished.sum())
             moves += int(finished.size)
@@ -205,7 +368,22 @@ class Loop:
             "samples_added": added,
             "samples_waiting": self.pending.num_waiting,
             "replay_size": len(self.replay),
+            "data_refused": bool(refused),
         }
+
+    def _swap_champion_if_promoted(self) -> None:
+        """At a chunk boundary: switch self-play to a newly promoted champion."""
+        if self._next_champion is None:
+            return
+        model_id = self._next_champion
+        params, promoted_at_chunk = self._promoted.pop(model_id)
+        self.champion_id, self.selfplay_params = model_id, params
+        self._next_champion = None
+        self.telemetry.message(
+            f"[rlloop] self-play now uses {model_id}: promoted after chunk {promoted_at_chunk}, "
+            f"in use from chunk {self.chunks_played + 1} "
+            f"({self.chunks_played - promoted_at_chunk} chunks later)"
+        )
 
     def train(self) -> dict[str, Any]:
         """``steps_per_iteration`` optimiser steps on replay samples (skipped while replay is
@@ -240,40 +418,122 @@ class Loop:
         return result
 
     def checkpoint(self) -> None:
-        """Save the training state of the current iteration."""
+        """Save the iteration: replay and waiting moves (atomic files), then training state,
+        self-play games and RNG state (Orbax, atomic per step)."""
+        step = self.iteration
+        replay_dir = self.run_dir / "replay"
+        replay_dir.mkdir(exist_ok=True)
+        self.replay.save(replay_dir / f"replay-{step}.npz")
+        pending = replay_dir / f"pending-{step}.npz"
+        np.savez(pending.with_name(pending.name + ".tmp.npz"), **self.pending.state_dict())
+        pending.with_name(pending.name + ".tmp.npz").replace(pending)
         self.checkpoints.save(
-            self.iteration,
-            self.train_state,
+            step,
+            {"state": self.train_state, "selfplay": self.states},
             {
                 "iteration": self.iteration,
                 "game": self.game.name,
                 "model": OmegaConf.to_container(self.config.model),
                 "total_games": self.total_games,
+                "total_moves": self.total_moves,
+                "chunks_played": self.chunks_played,
+                "key": np.asarray(jax.random.key_data(self._key)).tolist(),
+                "numpy_rng": self._rng.bit_generator.state,
             },
         )
+        self.checkpoints.wait()
+        kept = set(self.checkpoints.steps())
+        for old in replay_dir.glob("*-*.npz"):
+            number = old.stem.split("-")[-1]
+            if number.isdigit() and int(number) not in kept:
+                old.unlink(missing_ok=True)
+
+    def run_gate(self) -> dict[str, Any]:
+        """Candidate (the trained network now) vs champion; promote, reject or keep training."""
+        assert self.gate is not None
+        start = time.perf_counter()
+        candidate_id = self._model_id(self.iteration)
+        if candidate_id == self.champion_id:
+            return {}
+        known = {model.id: model for model in self.ledger.models()}
+        if candidate_id in known and known[candidate_id].status != "candidate":
+            # A resumed run replays iterations after its last checkpoint; a decision the ledger
+            # already committed for this iteration stands.
+            self.telemetry.message(
+                f"[rlloop] gate {candidate_id}: already {known[candidate_id].status} in the ledger"
+            )
+            return {}
+        if candidate_id not in known:
+            self.ledger.add_model(candidate_id, parent=self.champion_id, iteration=self.iteration,
+                                  status="candidate")  # fmt: skip
+        candidate_params = self._snapshot_params()
+        decision = self.gate.evaluate(
+            candidate=self.gate.player(candidate_id, candidate_params),
+            champion=self.gate.player(self.champion_id, self.selfplay_params),
+            iteration=self.iteration,
+            key=self._next_key(),
+        )
+        if decision.decision == "promote":
+            self._save_champion(self.iteration, candidate_params, candidate_id)
+            self.ledger.set_checkpoint(candidate_id, f"champions/{self.iteration}")
+            self._promoted[candidate_id] = (candidate_params, self.chunks_played)
+            self.ledger.promote(candidate_id, iteration=self.iteration, score=decision.score,
+                                score_low=decision.score_low, score_high=decision.score_high)  # fmt: skip
+            self._prune_champions()
+        elif decision.decision == "reject":
+            self.ledger.reject(candidate_id, iteration=self.iteration, reason=decision.reason)
+        self.telemetry.message(f"[rlloop] gate {candidate_id}: {decision.decision.upper()} ({decision.reason})")
+        return {
+            "gate_seconds": time.perf_counter() - start,
+            "gate_score": decision.score,
+            "gate_promoted": decision.decision == "promote",
+            "candidate_elo": decision.candidate_elo,
+            "champion_elo": decision.champion_elo,
+        }
+
+    def _prune_champions(self) -> None:
+        elo = {}
+        for model in self.ledger.models():
+            if model.checkpoint and model.checkpoint.startswith("champions/") and model.elo is not None:
+                elo[int(model.checkpoint.split("/")[1])] = model.elo
+        champion = self.ledger.champion()
+        protect = {int(champion.checkpoint.split("/")[1])} if champion and champion.checkpoint else set()
+        self.champions.prune(elo, keep=int(self.config.gate.keep_champions), protect=protect)
 
     def run_iteration(self) -> dict[str, Any]:
         """One iteration: self-play, training, telemetry, and a checkpoint every N."""
         start = time.perf_counter()
         metrics = self.selfplay()
-        metrics.update(self.train())
+        if metrics["data_refused"]:
+            metrics["train_skipped"] = True
+        else:
+            metrics.update(self.train())
         self.iteration += 1
+        if self.gate is not None and self.iteration % int(self.config.gate.every) == 0 and not metrics.get("train_skipped"):
+            metrics.update(self.run_gate())
         metrics["iteration_seconds"] = time.perf_counter() - start
+        metrics["champion"] = self.champion_id
         if self.iteration % int(self.config.loop.checkpoint_every) == 0:
             self.checkpoint()
+        self.ledger.record_iteration(self.iteration, metrics)
         self.history.append({"iteration": self.iteration, **metrics})
         console = self.iteration % int(self.config.loop.log_every) == 0
         self.telemetry.iteration(self.iteration, metrics, console=console)
         return metrics
 
     def run(self, iterations: int | None = None) -> list[dict[str, Any]]:
-        """Run ``iterations`` (default ``loop.iterations``) and return every iteration's metrics.
+        """Run until iteration ``loop.iterations`` of the run (a resumed run finishes its
+        original budget), or ``iterations`` more when given; return the metrics of every
+        iteration run by this object.
 
         Ctrl-C (SIGINT) asks the loop to stop at the end of the current iteration, which is
         then checkpointed; a second Ctrl-C aborts at once (still saving the last completed
         iteration).
         """
-        target = self.iteration + int(iterations if iterations is not None else self.config.loop.iterations)
+        if iterations is None:
+            target = int(self.config.loop.iterations)
+        else:
+            target = self.iteration + int(iterations)
         self._stop_requested = False
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous_handler = signal.signal(signal.SIGINT, self._on_interrupt) if in_main_thread else None
@@ -302,8 +562,10 @@ class Loop:
         )
 
     def close(self) -> None:
-        """Flush and release files (checkpoints, TensorBoard)."""
+        """Flush and release files (checkpoints, ledger, TensorBoard)."""
         self.checkpoints.close()
+        self.champions.close()
+        self.ledger.close()
         self.telemetry.close()
 
     def __enter__(self) -> Loop:

@@ -92,6 +92,30 @@ class PendingGames:
         self._waiting = np.asarray(state["waiting"])
 
 
+def quality_problems(samples: Mapping[str, np.ndarray], *, min_mean_game_length: float) -> list[str]:
+    """Why a batch of finished self-play games must not be trained on (empty when it is fine):
+    non-finite values, every position identical, or games shorter than the minimum on average."""
+    problems = []
+    count = len(samples["policy"])
+    if count == 0:
+        return problems
+    for name in SAMPLE_FIELDS:
+        bad = int((~np.isfinite(samples[name])).any(axis=tuple(range(1, samples[name].ndim))).sum())
+        if bad:
+            problems.append(f"{bad} of {count} samples have non-finite {name}")
+    if count > 1:
+        flat = samples["observation"].reshape(count, -1)
+        if np.all(flat == flat[0]) and np.all(samples["policy"] == samples["policy"][0]):
+            problems.append(f"all {count} samples are identical (collapsed self-play?)")
+    lengths = np.asarray(samples.get("game_length", []))
+    if lengths.size and float(lengths.mean()) < min_mean_game_length:
+        problems.append(
+            f"games average {float(lengths.mean()):.2f} moves, below train.min_mean_game_length="
+            f"{min_mean_game_length}"
+        )
+    return problems
+
+
 class ReplayBuffer:
     """Fixed-capacity ring buffer of (observation, improved policy, value target) samples.
 

@@ -27,6 +27,8 @@ register_schemas()
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(config: DictConfig) -> None:
     """Hydra entry point: validate, then run the loop."""
+    from rlloop.checkpoints import CheckpointError
+    from rlloop.ledger import LedgerError
     from rlloop.loop import Loop
 
     # Orbax logs every save at INFO through absl; keep the console for progress lines.
@@ -37,7 +39,12 @@ def main(config: DictConfig) -> None:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    with Loop(config) as loop:
+    try:
+        loop = Loop(config)
+    except (CheckpointError, LedgerError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    with loop:
         loop.run()
 
 

@@ -79,12 +79,19 @@ def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ},
     )  # fmt: skip
     metrics = tmp_path / "metrics.jsonl"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
-        time.sleep(0.5)
-    assert process.poll() is None, process.stderr.read()[-3000:]
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not (
+            metrics.exists() and metrics.read_text().count("\n") >= 2
+        ):
+            time.sleep(0.5)
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:  # never leave a runaway loop behind
+            process.kill()
+            process.wait()
     assert process.returncode == 0, stderr[-3000:]
     assert "interrupted" in stdout
     done = len(metrics.read_text().splitlines())

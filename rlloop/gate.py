@@ -1,0 +1,151 @@
+"""The arena gate: is the candidate measurably stronger than the champion?
+
+Two stages, as a careful lab does it: a short *screen* against the champion, then — only for
+candidates that pass it — a *deep* match. Every match goes into the ledger as it finishes.
+The candidate also plays the fixed baselines (random, one-ply greedy) so that a Bradley-Terry
+fit over all recorded matches can anchor Elo at random = 0.
+
+Decision (see :class:`rlloop.config.GateConfig`):
+- **promote** when the lower confidence bound of the candidate's score against the champion
+  (screen + deep, draws as half) exceeds ``promote_score`` (or, with ``sprt``, when the SPRT
+  accepts elo1 over elo0 = 0);
+- **reject** when the candidate's fitted Elo is more than ``reject_elo_margin`` below the
+  champion's (or the SPRT rejects);
+- otherwise **inconclusive**: the candidate stays a candidate and training goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+
+from rlloop.arena import (
+    MatchOutcome,
+    Player,
+    greedy_player,
+    network_player,
+    play_match,
+    random_player,
+)
+from rlloop.games.base import Game
+from rlloop.ledger import Ledger
+from rlloop.ratings import MatchResult, fit_bradley_terry, score_interval, sprt
+
+BASELINES = ("random", "greedy")
+
+
+@dataclasses.dataclass(frozen=True)
+class GateDecision:
+    """What the gate decided and why."""
+
+    decision: str  # "promote" | "reject" | "inconclusive"
+    score: float
+    score_low: float
+    score_high: float
+    games: int
+    candidate_elo: float
+    champion_elo: float
+    reason: str
+
+
+class Gate:
+    """Plays and judges gate matches; writes every match and rating to ``ledger``.
+
+    Args:
+      game, network: what is being trained.
+      gate_config: the ``gate`` config node.
+      search_knobs: search settings shared by both sides (``num_simulations`` comes from the
+        gate config).
+      ledger: the run's ledger.
+    """
+
+    def __init__(
+        self, game: Game, network: Any, gate_config: Any, search_knobs: dict[str, Any], ledger: Ledger
+    ) -> None:
+        self.game = game
+        self.config = gate_config
+        self.ledger = ledger
+        # Built once: arena programs are cached per act function, so new parameters reuse them.
+        template = network_player(
+            "network", game, network, None,
+            num_simulations=int(gate_config.num_simulations), search_knobs=search_knobs,
+        )  # fmt: skip
+        self._act = template.act
+        self.baselines = {"random": random_player(game), "greedy": greedy_player(game)}
+
+    def player(self, model_id: str, params: Any) -> Player:
+        """The network player for ``model_id`` with ``params``."""
+        return Player(name=model_id, act=self._act, params=params)
+
+    def _match(self, a: Player, b: Player, games: int, stage: str, iteration: int, key: jax.Array) -> MatchOutcome:
+        outcome = play_match(
+            self.game, a, b, num_games=games, key=key, opening_moves=int(self.config.opening_moves)
+        )
+        self.ledger.record_match(
+            a.name, b.name, outcome.wins_a, outcome.draws, outcome.wins_b,
+            stage=stage, iteration=iteration, mean_length=float(outcome.lengths.mean()),
+        )  # fmt: skip
+        return outcome
+
+    def refit_ratings(self) -> dict[str, float]:
+        """Bradley-Terry over every recorded match (random = 0); store each model's Elo."""
+        results = [
+            MatchResult(m.model_a, m.model_b, m.wins_a, m.draws, m.wins_b) for m in self.ledger.matches()
+        ]
+        if not results:
+            return {}
+        ratings = fit_bradley_terry(results, anchor="random", confidence=float(self.config.confidence))
+        known = {model.id for model in self.ledger.models()}
+        for name, rating in ratings.items():
+            if name in known:
+                self.ledger.set_rating(name, rating.elo, rating.low, rating.high)
+        return {name: rating.elo for name, rating in ratings.items()}
+
+    def evaluate(
+        self,
+        *,
+        candidate: Player,
+        champion: Player,
+        iteration: int,
+        key: jax.Array,
+    ) -> GateDecision:
+        """Screen, deep match if passed, anchor games, rating fit, decision."""
+        config = self.config
+        keys = jax.random.split(key, 2 + len(self.baselines))
+        wins = draws = losses = 0
+        stages = []
+        if int(config.screen_games):
+            screen = self._match(candidate, champion, int(config.screen_games), "screen", iteration, keys[0])
+            wins, draws, losses = screen.wins_a, screen.draws, screen.wins_b
+            stages.append(f"screen {screen.score_a:.3f}")
+            passed = screen.score_a >= float(config.screen_min_score)
+        else:
+            passed = True
+        if passed and int(config.deep_games):
+            deep = self._match(candidate, champion, int(config.deep_games), "deep", iteration, keys[1])
+            wins, draws, losses = wins + deep.wins_a, draws + deep.draws, losses + deep.wins_b
+            stages.append(f"deep {deep.score_a:.3f}")
+        for index, baseline in enumerate(self.baselines.values()):
+            if int(config.anchor_games):
+                self._match(candidate, baseline, int(config.anchor_games), "anchor", iteration, keys[2 + index])
+        elo = self.refit_ratings()
+        candidate_elo = elo.get(candidate.name, float("nan"))
+        champion_elo = elo.get(champion.name, float("nan"))
+        games = wins + draws + losses
+        score, low, high = score_interval(wins, draws, losses, confidence=float(config.confidence))
+        if config.sprt:
+            verdict, llr = sprt(wins, draws, losses, elo0=0.0, elo1=float(config.sprt_elo1))
+            promote, reject = passed and verdict == "accept", verdict == "reject"
+            rule = f"SPRT {verdict} (LLR {llr:.2f})"
+        else:
+            promote = passed and low > float(config.promote_score)
+            reject = candidate_elo < champion_elo - float(config.reject_elo_margin)
+            rule = f"lower bound {low:.3f} vs {float(config.promote_score):.2f}"
+        decision = "promote" if promote else "reject" if reject else "inconclusive"
+        reason = (
+            f"{', '.join(stages) or 'no games'}; score {score:.3f} [{low:.3f}, {high:.3f}] over "
+            f"{games} games; {rule}; Elo {candidate_elo:.0f} vs champion {champion_elo:.0f}"
+        )
+        return GateDecision(decision, score, low, high, games, candidate_elo, champion_elo, reason)
