@@ -7,8 +7,23 @@ with the ratio printed as its own line. Figures are throughput after compilation
 is reported separately where it matters.
 
 Suites:
-  env   random-play environment steps/s for every small game, rlloop vs pgx, at
-        batch 1, 64, 1024 and 4096.
+  env       random-play environment steps/s for every small game, rlloop vs pgx, at
+            batch 1, 64, 1024 and 4096.
+  selfplay  Connect Four self-play moves/s and games/s: rlloop's jitted chunk sharded over the
+            process's devices vs a plain single-device pgx + mctx Gumbel loop (the way pgx's
+            AlphaZero example writes it), same net, parameters, simulations and batch; and a
+            sequential baseline (one game at a time, same search). Nets 2x32 and 4x64,
+            8 and 32 simulations, batch 64, 256 and 1024. Compile time separately.
+  train     train steps/s for the same nets at batch 256 and 1024: rlloop's jitted step called
+            K times from Python (as the loop does) and, for the 2x32 net, the K steps in one
+            jitted ``lax.scan``; compile time of each.
+  devices   rlloop self-play with 1 host device (XLA's intra-op threads) vs N forced host
+            devices at the same total batch, each in a fresh subprocess.
+
+Device count: JAX's host device count is fixed when JAX starts, so ``main`` sets it first
+(``--devices``, default ``hardware=cpu``'s ``num_cpu_devices``); rlloop's side of a figure uses
+every device, as ``python -m rlloop.run`` does, and a reference uses one, as a user's plain
+loop does. When JAX is already running (tests, notebooks), the existing devices are used.
 """
 
 from __future__ import annotations
@@ -130,6 +145,502 @@ def _env_suite(args: argparse.Namespace) -> Iterable[Record]:
 SUITES["env"] = _env_suite
 
 
+# ---------------------------------------------------------------------------- self-play
+
+# The two nets of the issue: conf/model/tiny.yaml (2 x 32) and conf/model/small.yaml (4 x 64).
+NETS: dict[str, dict[str, int]] = {
+    "2x32": {"num_blocks": 2, "channels": 32, "value_hidden": 64},
+    "4x64": {"num_blocks": 4, "channels": 64, "value_hidden": 128},
+}
+TEMPERATURE_MOVES = 10  # conf/loop/default.yaml
+# Moves per timed call (all games together): enough work per call to dwarf dispatch, little
+# enough that the biggest configuration (4x64, 32 simulations) takes ~20 s a call on 2 cores.
+MOVES_PER_CALL_BUDGET = 1024
+
+
+def moves_per_call(batch_size: int) -> int:
+    """Moves every game advances in one timed call: ``MOVES_PER_CALL_BUDGET // batch`` (1..64)."""
+    return max(1, min(64, MOVES_PER_CALL_BUDGET // batch_size))
+
+
+def _compile(jitted: Any, *args: Any) -> tuple[Any, float]:
+    """(compiled executable, wall seconds spent tracing and compiling it)."""
+    start = time.perf_counter()
+    compiled = jitted.lower(*args).compile()
+    return compiled, time.perf_counter() - start
+
+
+class _Carried:
+    """Runs ``step(state, key) -> (state, out)`` over and over, carrying ``state``.
+
+    Self-play continues the same games from call to call (as the loop does), and every call
+    gets a fresh key. Returns ``out`` so the timer can block on the whole result.
+    """
+
+    def __init__(self, step: Callable[[Any, jax.Array], tuple[Any, Any]], state: Any) -> None:
+        self.step, self.state, self.calls = step, state, 0
+        self.outputs: list[Any] = []
+
+    def __call__(self) -> Any:
+        self.state, out = self.step(self.state, jax.random.fold_in(jax.random.key(1), self.calls))
+        self.calls += 1
+        self.outputs.append(out)
+        return out
+
+
+def make_rlloop_selfplay(
+    network: Any, params: Any, *, num_simulations: int, batch_size: int, num_moves: int, mesh: Any
+) -> tuple[Callable[[Any, jax.Array], tuple[Any, Any]], Any, float]:
+    """rlloop's self-play chunk, jitted and sharded exactly as :class:`rlloop.loop.Loop` does.
+
+    Returns (``step(states, key) -> (states, chunk)``, the first states, compile seconds).
+    """
+    from rlloop import parallel
+    from rlloop.search import make_search
+    from rlloop.selfplay import make_selfplay, new_games
+
+    game = games.make("connect4")
+    search = make_search(game, network, num_simulations=num_simulations)
+    play = make_selfplay(
+        game, search, moves_per_chunk=num_moves, temperature_moves=TEMPERATURE_MOVES
+    )
+    replicated = parallel.replicated(mesh)
+    by_game = parallel.batch_sharding(mesh)
+    jitted = jax.jit(
+        play,
+        in_shardings=(replicated, by_game, replicated),
+        out_shardings=(by_game, parallel.batch_sharding(mesh, axis=1)),
+    )
+    params = parallel.put_replicated(params, mesh)
+    states = parallel.put_batch(new_games(game, jax.random.key(2), batch_size), mesh)
+    compiled, seconds = _compile(jitted, params, states, jax.random.key(0))
+
+    def step(states: Any, key: jax.Array) -> tuple[Any, Any]:
+        return compiled(params, states, key)
+
+    return step, states, seconds
+
+
+def make_reference_selfplay(
+    network: Any, params: Any, *, num_simulations: int, batch_size: int, num_moves: int
+) -> tuple[Callable[[Any, jax.Array], tuple[Any, Any]], Any, float]:
+    """The reference: plain single-device pgx + mctx Gumbel self-play, written the obvious way.
+
+    Modelled on pgx's AlphaZero example (``examples/alphazero/train.py``): ``vmap`` of
+    ``env.step`` inside ``recurrent_fn`` over pgx states, ``mctx.gumbel_muzero_policy`` with its
+    default completed-Q transform, ``pgx.experimental.auto_reset`` and a ``lax.scan`` over moves,
+    all under one plain ``jax.jit`` (default device, no shardings). Same network and
+    parameters as rlloop (pgx's Connect Four observation is also [6, 7, 2], mover's view).
+    Returns (``step(states, key) -> (states, data)``, the first states, compile seconds).
+    """
+    import mctx
+    import pgx
+    from pgx.experimental import auto_reset
+
+    env = pgx.make("connect_four")
+    step_fn = auto_reset(env.step, env.init)
+
+    def forward(params: Any, observation: jax.Array) -> tuple[jax.Array, jax.Array]:
+        logits, values = network.apply(params, observation)
+        return logits, values[:, 0]  # the mover's value
+
+    def recurrent_fn(params: Any, key: jax.Array, action: jax.Array, state: Any):
+        del key
+        current_player = state.current_player
+        state = jax.vmap(env.step)(state, action)
+        logits, value = forward(params, state.observation)
+        logits = logits - jnp.max(logits, axis=-1, keepdims=True)
+        logits = jnp.where(state.legal_action_mask, logits, jnp.finfo(logits.dtype).min)
+        reward = state.rewards[jnp.arange(state.rewards.shape[0]), current_player]
+        value = jnp.where(state.terminated, 0.0, value)
+        discount = jnp.where(state.terminated, 0.0, -1.0 * jnp.ones_like(value))
+        output = mctx.RecurrentFnOutput(
+            reward=reward, discount=discount, prior_logits=logits, value=value
+        )
+        return output, state
+
+    def play(params: Any, state: Any, key: jax.Array) -> tuple[Any, Any]:
+        def body(state: Any, key: jax.Array) -> tuple[Any, Any]:
+            key1, key2 = jax.random.split(key)
+            observation = state.observation
+            logits, value = forward(params, observation)
+            root = mctx.RootFnOutput(prior_logits=logits, value=value, embedding=state)
+            policy_output = mctx.gumbel_muzero_policy(
+                params=params,
+                rng_key=key1,
+                root=root,
+                recurrent_fn=recurrent_fn,
+                num_simulations=num_simulations,
+                invalid_actions=~state.legal_action_mask,
+                qtransform=mctx.qtransform_completed_by_mix_value,
+                gumbel_scale=1.0,
+            )
+            actor = state.current_player
+            keys = jax.random.split(key2, batch_size)
+            state = jax.vmap(step_fn)(state, policy_output.action, keys)
+            data = {
+                "observation": observation,
+                "action_weights": policy_output.action_weights,
+                "reward": state.rewards[jnp.arange(batch_size), actor],
+                "terminated": state.terminated,
+            }
+            return state, data
+
+        return jax.lax.scan(body, state, jax.random.split(key, num_moves))
+
+    jitted = jax.jit(play)
+    states = jax.vmap(env.init)(jax.random.split(jax.random.key(2), batch_size))
+    compiled, seconds = _compile(jitted, params, states, jax.random.key(0))
+
+    def step(states: Any, key: jax.Array) -> tuple[Any, Any]:
+        states, data = compiled(params, states, key)
+        return states, data
+
+    return step, states, seconds
+
+
+def make_sequential_selfplay(
+    network: Any, params: Any, *, num_simulations: int
+) -> tuple[Callable[[jax.Array], int], float]:
+    """The sequential baseline: one game at a time, one jitted move (batch 1) per Python step.
+
+    The same rlloop search and move rule as the chunk, without batching: what a user writes
+    around a search today. Returns (``play_game(key) -> moves played``, compile seconds).
+    """
+    from rlloop.search import make_search
+
+    game = games.make("connect4")
+    search = make_search(game, network, num_simulations=num_simulations)
+
+    def move(params: Any, states: Any, key: jax.Array) -> Any:
+        output = search(params, key, states)
+        explore = states.step_count < TEMPERATURE_MOVES
+        action = jnp.where(explore, output.action, jnp.argmax(output.action_weights, axis=-1))
+        return jax.vmap(game.step)(states, action.astype(jnp.int32))
+
+    first = jax.vmap(game.init)(jax.random.split(jax.random.key(2), 1))
+    compiled, seconds = _compile(jax.jit(move), params, first, jax.random.key(0))
+
+    def play_game(key: jax.Array) -> int:
+        states, moves = first, 0
+        while True:
+            states = compiled(params, states, jax.random.fold_in(key, moves))
+            moves += 1
+            if bool(states.terminated[0] | states.truncated[0]):  # one host sync per move
+                return moves
+
+    return play_game, seconds
+
+
+def _selfplay_grid(args: argparse.Namespace) -> list[tuple[str, int, int]]:
+    """(net, simulations, batch) configurations of the ``selfplay`` suite."""
+    if args.quick:
+        return [("2x32", 8, 64)]
+    return [(net, sims, batch) for net in NETS for sims in (8, 32) for batch in (64, 256, 1024)]
+
+
+def _network_and_params(net: str) -> tuple[Any, Any]:
+    from rlloop.networks import init_params, make_network
+
+    game = games.make("connect4")
+    network = make_network(game, **NETS[net])
+    return network, init_params(network, game, jax.random.key(0))
+
+
+def _time_carried(carried: _Carried, args: argparse.Namespace) -> float:
+    """Seconds per call after a warm-up call; a call longer than ``args.seconds`` is timed
+    once more only (the big configurations take tens of seconds per call on 2 cores)."""
+    return time_interleaved([carried], args)[0]
+
+
+def time_interleaved(fns: list[Callable[[], Any]], args: argparse.Namespace) -> list[float]:
+    """Mean wall seconds per call of each of ``fns``, timed in turns (A B A B ...).
+
+    On a shared machine the load changes from minute to minute; taking turns exposes every
+    side of a ratio to the same load. After one warm-up call each, rounds repeat until every
+    side has run ``args.seconds`` and at least 3 rounds (1 when a call exceeds the seconds).
+    """
+    slow = False
+    for fn in fns:
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        slow = slow or time.perf_counter() - start >= args.seconds
+    totals, rounds = [0.0] * len(fns), 0
+    while True:
+        for index, fn in enumerate(fns):
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            totals[index] += time.perf_counter() - start
+        rounds += 1
+        if rounds >= (1 if slow else 3) and min(totals) >= args.seconds:
+            return [total / rounds for total in totals]
+
+
+def measure_rlloop_selfplay(
+    net: str, num_simulations: int, batch_size: int, args: argparse.Namespace, mesh: Any
+) -> tuple[float, float]:
+    """(moves/s, compile seconds) of rlloop's self-play chunk."""
+    network, params = _network_and_params(net)
+    num_moves = moves_per_call(batch_size)
+    step, states, compile_seconds = make_rlloop_selfplay(
+        network, params, num_simulations=num_simulations, batch_size=batch_size,
+        num_moves=num_moves, mesh=mesh,
+    )  # fmt: skip
+    seconds = _time_carried(_Carried(step, states), args)
+    return batch_size * num_moves / seconds, compile_seconds
+
+
+def _sequential_records(net: str, sims: int, args: argparse.Namespace) -> Iterable[Record]:
+    """Sequential games/s, moves/s, mean game length and compile time for one search."""
+    network, params = _network_and_params(net)
+    play_game, compile_seconds = make_sequential_selfplay(network, params, num_simulations=sims)
+    # Whole games, enough of them for a mean game length within about a move.
+    min_games = 2 if args.quick else 12
+    play_game(jax.random.key(-1))  # warm-up: the first calls of an executable are slower
+    start, games_played, moves_played = time.perf_counter(), 0, 0
+    while True:
+        moves_played += play_game(jax.random.key(games_played))
+        games_played += 1
+        elapsed = time.perf_counter() - start
+        if games_played >= min_games and elapsed >= args.seconds:
+            break
+    config = {"game": "connect4", "net": net, "simulations": sims, "batch_size": 1,
+              "engine": "sequential", "games": games_played}
+    yield record("selfplay_games", games_played / elapsed, "games/s", **config)
+    yield record("selfplay_moves", moves_played / elapsed, "moves/s", **config)
+    yield record("selfplay_mean_game_length", moves_played / games_played, "moves", **config)
+    yield record("selfplay_compile", compile_seconds, "s", **config)
+
+
+def _selfplay_suite(args: argparse.Namespace) -> Iterable[Record]:
+    from rlloop import parallel
+
+    mesh = parallel.make_mesh()
+    devices = mesh.devices.size
+    sequential: dict[tuple[str, int], dict[str, float]] = {}
+    for net, sims, batch in _selfplay_grid(args):
+        if (net, sims) not in sequential:
+            lines = list(_sequential_records(net, sims, args))
+            yield from lines
+            sequential[(net, sims)] = {line["name"]: line["value"] for line in lines}
+        baseline = sequential[(net, sims)]
+        # Batched games/s = moves/s / mean game length, the length measured over the
+        # sequential baseline's whole games (same search, net and move rule). A timed batch
+        # call is a few moves of every game, too short to count whole games without bias.
+        length = baseline["selfplay_mean_game_length"]
+        config = {"game": "connect4", "net": net, "simulations": sims, "batch_size": batch}
+        network, params = _network_and_params(net)
+        num_moves = moves_per_call(batch)
+
+        step, states, compile_seconds = make_rlloop_selfplay(
+            network, params, num_simulations=sims, batch_size=batch, num_moves=num_moves,
+            mesh=mesh,
+        )  # fmt: skip
+        ref_step, ref_states, ref_compile = make_reference_selfplay(
+            network, params, num_simulations=sims, batch_size=batch, num_moves=num_moves
+        )
+        seconds, ref_seconds = time_interleaved(
+            [_Carried(step, states), _Carried(ref_step, ref_states)], args
+        )
+        rate, ref_rate = batch * num_moves / seconds, batch * num_moves / ref_seconds
+        engine = {"engine": "rlloop", "devices": devices, "moves_per_call": num_moves}
+        yield record("selfplay_moves", rate, "moves/s", **config, **engine)
+        yield record("selfplay_games", rate / length, "games/s", **config, **engine)
+        yield record("selfplay_compile", compile_seconds, "s", **config, **engine)
+        reference = {"engine": "pgx+mctx", "devices": 1, "moves_per_call": num_moves}
+        yield record("selfplay_moves", ref_rate, "moves/s", **config, **reference)
+        yield record("selfplay_games", ref_rate / length, "games/s", **config, **reference)
+        yield record("selfplay_compile", ref_compile, "s", **config, **reference)
+        yield record("selfplay_ratio_vs_reference", rate / ref_rate, "x", **config)
+        yield record(
+            "selfplay_games_ratio_vs_sequential", rate / length / baseline["selfplay_games"],
+            "x", **config,
+        )  # fmt: skip
+
+
+SUITES["selfplay"] = _selfplay_suite
+
+
+# ---------------------------------------------------------------------------- train
+
+
+def _train_suite(args: argparse.Namespace) -> Iterable[Record]:
+    import numpy as np
+
+    from rlloop import parallel
+    from rlloop.config import compose
+    from rlloop.train import init_train_state, make_optimizer, make_train_step, stack_symmetries
+
+    train_config = compose([]).train  # the default optimiser, schedule and augmentation
+    game = games.make("connect4")
+    mesh = parallel.make_mesh()
+    replicated = parallel.replicated(mesh)
+    by_step_and_sample = parallel.batch_sharding(mesh, axis=1)
+    tables = stack_symmetries(game.symmetries()) if train_config.augment else None
+    for net in ("2x32",) if args.quick else tuple(NETS):
+        for batch in (64,) if args.quick else (256, 1024):
+            num_steps = 2 if args.quick else max(2, 4096 // batch)
+            network, params = _network_and_params(net)
+            optimizer = make_optimizer(train_config)
+            train_step = make_train_step(
+                network, optimizer,
+                value_loss_weight=float(train_config.value_loss_weight), symmetry_tables=tables,
+            )  # fmt: skip
+            # As the loop does: one jitted step per Python call, batches split on ``data``,
+            # state replicated and donated.
+            jitted_step = jax.jit(
+                train_step,
+                in_shardings=(replicated, by_step_and_sample, replicated, replicated),
+                out_shardings=(replicated, replicated),
+                donate_argnums=(0,),
+            )
+
+            def scanned(
+                state: Any, batches: Any, key: jax.Array, step: Callable = train_step,
+                count: int = num_steps,
+            ) -> Any:  # fmt: skip
+                keys = jax.random.split(key, count)
+                return jax.lax.scan(
+                    lambda state, index: step(state, batches, index, keys[index]),
+                    state, jnp.arange(count, dtype=jnp.int32),
+                )  # fmt: skip
+
+            # The alternative: the K steps in one jitted ``lax.scan``.
+            jitted_scan = jax.jit(
+                scanned,
+                in_shardings=(replicated, by_step_and_sample, replicated),
+                out_shardings=(replicated, replicated),
+                donate_argnums=(0,),
+            )
+            rng = np.random.default_rng(0)
+            shape = (num_steps, batch)
+            policy = rng.random((*shape, game.num_actions), dtype=np.float32)
+            observation = rng.random((*shape, *game.observation_shape)) < 0.3
+            batches = {
+                "observation": observation.astype(np.float32),
+                "policy": policy / policy.sum(-1, keepdims=True),
+                "value": rng.choice(np.float32([-1, 0, 1]), (*shape, game.num_players)),
+            }
+            batches = parallel.put_batch(batches, mesh, axis=1)
+
+            def fresh_state(params: Any = params, optimizer: Any = optimizer) -> Any:
+                # Host copies first: each timed side donates its own state's buffers.
+                state = jax.tree.map(np.array, init_train_state(params, optimizer))
+                return parallel.put_replicated(state, mesh)
+
+            key = jax.random.key(0)
+            step_exe, step_compile = _compile(jitted_step, fresh_state(), batches, jnp.int32(0), key)
+            scan_exe, scan_compile = (
+                _compile(jitted_scan, fresh_state(), batches, key) if net == "2x32" else (None, 0.0)
+            )
+
+            def python_loop(
+                state: Any, key: jax.Array, run: Any = step_exe, data: Any = batches,
+                count: int = num_steps,
+            ) -> Any:  # fmt: skip
+                keys = jax.random.split(key, count)
+                for index in range(count):
+                    state, metrics = run(state, data, np.int32(index), keys[index])
+                return state, metrics
+
+            def in_scan(
+                state: Any, key: jax.Array, run: Any = scan_exe, data: Any = batches
+            ) -> Any:
+                return run(state, data, key)
+
+            # The scan runs ~15x slower on XLA:CPU (convolution gradients inside a loop body):
+            # the 4x64 net's scan takes minutes a call, so it is compared on 2x32 only.
+            sides = [("step", _Carried(python_loop, fresh_state()), step_compile)]
+            if net == "2x32":
+                sides.append(("scan", _Carried(in_scan, fresh_state()), scan_compile))
+            seconds = time_interleaved([carried for _, carried, _ in sides], args)
+            config = {"game": "connect4", "net": net, "batch_size": batch,
+                      "steps_per_call": num_steps, "devices": mesh.devices.size}
+            for (style, _, compile_seconds), per_call in zip(sides, seconds, strict=True):
+                yield record("train_steps", num_steps / per_call, "steps/s", **config, style=style)
+                yield record("train_samples", num_steps * batch / per_call, "samples/s",
+                             **config, style=style)
+                yield record("train_compile", compile_seconds, "s", **config, style=style)
+            if len(seconds) == 2:
+                yield record("train_ratio_step_vs_scan", seconds[1] / seconds[0], "x", **config)
+
+
+SUITES["train"] = _train_suite
+
+
+# ---------------------------------------------------------------------------- devices
+
+
+def _devices_grid(args: argparse.Namespace) -> list[tuple[str, int, int]]:
+    """(net, simulations, total batch) configurations of the ``devices`` suite."""
+    if args.quick:
+        return [("2x32", 8, 64)]
+    return [("2x32", 8, 256), ("2x32", 32, 256), ("4x64", 32, 256)]
+
+
+def _devices_child(args: argparse.Namespace) -> Iterable[Record]:
+    """Run in a fresh process with ``args.devices_child`` host devices (see ``main``)."""
+    from rlloop import parallel
+
+    mesh = parallel.make_mesh()
+    net, sims, batch = args.child_config.split(":")
+    rate, compile_seconds = measure_rlloop_selfplay(net, int(sims), int(batch), args, mesh)
+    config = {"game": "connect4", "net": net, "simulations": int(sims),
+              "batch_size": int(batch), "devices": mesh.devices.size}
+    yield record("devices_selfplay_moves", rate, "moves/s", **config)
+    yield record("devices_selfplay_compile", compile_seconds, "s", **config)
+
+
+def _run_child(command: list[str], timeout: float) -> list[Record]:
+    import subprocess
+
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired as error:
+        raise RuntimeError(f"{' '.join(command)} did not finish in {error.timeout} s") from error
+    except subprocess.CalledProcessError as error:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{error.stderr[-2000:]}") from error
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def _devices_suite(args: argparse.Namespace) -> Iterable[Record]:
+    counts = (1, max(2, args.devices))
+    for net, sims, batch in _devices_grid(args):
+        rates = {}
+        # One fresh process per count and configuration, the counts back to back so that
+        # both sides of a ratio see nearly the same machine load.
+        for count in counts:
+            command = [sys.executable, "-m", "rlloop.bench", "--devices-child", str(count),
+                       "--child-config", f"{net}:{sims}:{batch}", "--seconds", str(args.seconds)]
+            for item in _run_child(command, args.child_timeout):
+                yield item
+                if item["name"] == "devices_selfplay_moves":
+                    rates[count] = item["value"]
+        yield record(
+            "devices_ratio", rates[counts[1]] / rates[1], "x", game="connect4", net=net,
+            simulations=sims, batch_size=batch, devices=counts[1], versus=1,
+        )  # fmt: skip
+
+
+SUITES["devices"] = _devices_suite
+
+
+def default_devices() -> int:
+    """Host devices of ``hardware=cpu`` (conf/hardware/cpu.yaml), rlloop's CPU default."""
+    from rlloop.config import compose
+
+    return int(compose(["+hardware=cpu"]).hardware.num_cpu_devices)
+
+
+def set_host_devices(count: int) -> None:
+    """Ask for ``count`` host devices, if JAX has not started yet (else keep what it has)."""
+    from rlloop.parallel import _backends_initialized
+
+    if count > 0 and not _backends_initialized():
+        jax.config.update("jax_num_cpu_devices", count)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen suites and print one JSON line per measurement."""
     parser = argparse.ArgumentParser(prog="python -m rlloop.bench", description=__doc__,
@@ -139,7 +650,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
     parser.add_argument("--seconds", type=float, default=1.0,
                         help="minimum timed seconds per measurement (default 1.0)")
+    parser.add_argument("--devices", type=int, default=None,
+                        help="host devices for rlloop's side (default: hardware=cpu's "
+                             "num_cpu_devices); only when JAX has not started yet")
+    parser.add_argument("--child-timeout", type=float, default=1800.0,
+                        help="seconds a `devices` subprocess may run (default 1800)")
+    # The `devices` suite runs itself in subprocesses with this flag: JAX's host device count
+    # can only be chosen before JAX starts, so each count needs a fresh process.
+    parser.add_argument("--devices-child", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--child-config", default="2x32:8:64", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.devices_child:
+        set_host_devices(args.devices_child)
+        for line in _devices_child(args):
+            print(json.dumps(line), flush=True)
+        return 0
+    if args.devices is None:
+        args.devices = default_devices()
+    set_host_devices(args.devices)
     for suite in args.suite or sorted(SUITES):
         for line in SUITES[suite](args):
             print(json.dumps(line), flush=True)

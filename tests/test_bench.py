@@ -3,22 +3,103 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from rlloop import bench
 
+# "--devices 0": keep JAX's device count as it is; main would otherwise set hardware=cpu's
+# host device count for the whole test process if these tests were the first to start JAX.
+QUICK = ["--quick", "--seconds", "0.01", "--devices", "0"]
 
-def test_env_suite_prints_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench.main(["--suite", "env", "--quick", "--seconds", "0.01"]) == 0
+
+def run_suites(
+    capsys: pytest.CaptureFixture[str], *suites: str, extra: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    argv = [arg for suite in suites for arg in ("--suite", suite)] + QUICK + list(extra)
+    assert bench.main(argv) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines, "no benchmark output"
     for line in lines:
         assert set(line) == {"name", "value", "unit", "config"}
         assert isinstance(line["value"], float) and line["value"] > 0
-    rates = [line for line in lines if line["name"] == "env_random_play"]
+    return lines
+
+
+def named(lines: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [line for line in lines if line["name"] == name]
+
+
+def test_env_suite_prints_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = run_suites(capsys, "env")
+    rates = named(lines, "env_random_play")
     assert {line["config"]["game"] for line in rates} == {"tictactoe", "connect4"}
     assert {line["config"]["batch_size"] for line in rates} == {1, 64}
+
+
+def test_selfplay_and_train_suites(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = run_suites(capsys, "selfplay", "train")
+    moves = named(lines, "selfplay_moves")
+    assert {line["config"]["engine"] for line in moves} == {"rlloop", "pgx+mctx", "sequential"}
+    for line in moves:
+        assert line["unit"] == "moves/s"
+        assert line["config"]["net"] == "2x32" and line["config"]["simulations"] == 8
+        assert line["config"]["batch_size"] == (1 if line["config"]["engine"] == "sequential" else 64)
+    assert len(named(lines, "selfplay_games")) == 3
+    assert len(named(lines, "selfplay_compile")) == 3
+    assert len(named(lines, "selfplay_ratio_vs_reference")) == 1
+    assert len(named(lines, "selfplay_games_ratio_vs_sequential")) == 1
+    assert 1 <= named(lines, "selfplay_mean_game_length")[0]["value"] <= 42
+    steps = named(lines, "train_steps")
+    assert {line["config"]["style"] for line in steps} == {"step", "scan"}
+    assert all(line["unit"] == "steps/s" and line["config"]["net"] == "2x32" for line in steps)
+    assert len(named(lines, "train_compile")) == 2
+    assert len(named(lines, "train_ratio_step_vs_scan")) == 1
+
+
+def test_devices_child_measures_in_this_process(capsys: pytest.CaptureFixture[str]) -> None:
+    import jax
+
+    argv = ["--devices-child", "1", "--child-config", "2x32:8:64", "--seconds", "0.01"]
+    assert bench.main(argv) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["name"] for line in lines] == ["devices_selfplay_moves", "devices_selfplay_compile"]
+    # JAX already runs here, so the child keeps this process's devices.
+    assert lines[0]["config"]["devices"] == len(jax.devices())
+    assert lines[0]["config"]["batch_size"] == 64 and lines[0]["value"] > 0
+
+
+def test_devices_suite_pairs_counts_into_ratios(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands: list[list[str]] = []
+
+    def fake_child(command: list[str], timeout: float) -> list[dict[str, Any]]:
+        commands.append(command)
+        count = int(command[command.index("--devices-child") + 1])
+        net, sims, batch = command[command.index("--child-config") + 1].split(":")
+        config = {"net": net, "simulations": int(sims), "batch_size": int(batch), "devices": count}
+        return [bench.record("devices_selfplay_moves", 100.0 * count, "moves/s", **config)]
+
+    monkeypatch.setattr(bench, "_run_child", fake_child)
+    lines = run_suites(capsys, "devices")
+    assert [c[c.index("--devices-child") + 1] for c in commands] == ["1", "2"]
+    (ratio,) = named(lines, "devices_ratio")
+    assert ratio["value"] == 2.0 and ratio["config"]["devices"] == 2
+
+
+@pytest.mark.slow
+def test_devices_suite_runs_each_count_in_a_subprocess(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A stalled child fails the test after the timeout instead of hanging it.
+    lines = run_suites(capsys, "devices", extra=("--child-timeout", "240"))
+    moves = named(lines, "devices_selfplay_moves")
+    # The children choose their own device count, whatever this process has.
+    assert sorted(line["config"]["devices"] for line in moves) == [1, 2]
+    (ratio,) = named(lines, "devices_ratio")
+    assert ratio["config"]["devices"] == 2 and ratio["config"]["versus"] == 1
 
 
 def test_unknown_suite_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
