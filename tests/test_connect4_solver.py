@@ -219,6 +219,22 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     capsys.readouterr()
     c4.main(["bench", str(out_file)])
     assert "4 positions, 0 mismatches" in capsys.readouterr().out
+    c4.main(["bench", str(out_file), "--analyze", "--weak", "--every", "2"])
+    assert "2 positions, 0 mismatches" in capsys.readouterr().out
+
+
+def test_tiny_table_still_exact() -> None:
+    # A table that keeps being emptied mid-search must only cost time, never correctness.
+    positions = _near_end_positions(10, 26, seed=11)
+    expected = [c4.solve(m) for m in positions]
+    c4.set_cache_limit(20)
+    try:
+        c4.clear_cache()
+        assert [c4.solve(m) for m in positions] == expected
+    finally:
+        c4.set_cache_limit(c4.DEFAULT_TABLE_ENTRIES)
+    with pytest.raises(ValueError, match="positive number of entries, got 0"):
+        c4.set_cache_limit(0)
 
 
 # --- Errors ---

@@ -12,7 +12,7 @@ Score convention (as in those test sets)
     higher: winning with one's 4th stone scores 18). A negative score means the opponent
     wins, ``-(22 - k)`` with ``k`` the opponent's stone count at its win. 0 is a draw.
     Equivalently, a win by the move that brings the board to ``m`` stones is worth
-    ``(43 - m + 1) // 2`` to the winner. Scores lie in [-21, 21]; a finished game scores
+    ``(44 - m) // 2`` to the winner. Scores lie in [-21, 21]; a finished game scores
     0 (full board, no four) or ``-(22 - k)`` (the previous move won; the side to move lost).
 
 Algorithm
@@ -26,9 +26,9 @@ Algorithm
     the exact score, as described in Pascal Pons' "Solving Connect 4" tutorial; narrow windows
     cut far more than one full-window search.
 
-Speed (see ``docs/connect4_solver.md``): end-game positions take about a millisecond,
-middle-game positions milliseconds to seconds; the opening (under ~12 moves) is out of
-reach of pure Python in reasonable time without an opening book.
+Speed (CPU per position, see ``docs/connect4_solver.md``): end-easy 0.2 ms, middle-easy
+1.3 ms, middle-medium 0.1 s, begin-easy 10 ms, begin-medium 3.4 s on average (up to a minute
+and a half). Hard positions with under ~10 moves are out of reach of pure Python.
 """
 
 from __future__ import annotations
@@ -44,9 +44,6 @@ from pathlib import Path
 WIDTH = 7
 HEIGHT = 6
 CELLS = WIDTH * HEIGHT  # 42
-# Bounds of any score reachable from a position where the side to move cannot win at once.
-MIN_SCORE = -(CELLS // 2) + 3  # -18
-MAX_SCORE = (CELLS + 1) // 2 - 3  # 18
 
 _H1 = HEIGHT + 1  # bits per column, including the guard bit
 
@@ -77,7 +74,7 @@ _ORDER_MASKS = tuple(COLUMN_MASKS[c] for c in CENTRE_ORDER)
 # Only bounds are stored: with null windows nearly every result is a bound, and a bound is
 # valid for any later window.
 _TT_UPPER = 64
-DEFAULT_TABLE_ENTRIES = 4_000_000  # ~0.5 GB of Python dict at most; cleared when exceeded
+DEFAULT_TABLE_ENTRIES = 4_000_000  # ~300 MB of Python dict at most; emptied when exceeded
 
 # Names of the perfect-play test sets (files in ``../shared/data/connect4/``): L3 positions
 # have 29-41 moves, L2 15-28, L1 4-14; R1 are the easy ones, R2 the medium ones.
@@ -168,8 +165,9 @@ def _negamax(current: int, mask: int, moves: int, alpha: int, beta: int, opp_win
         if alpha >= beta:
             return beta
 
-    # Order: more threats created first; among equals, centre first (sort is stable). The
-    # code packs (threats, 7 - centre rank) into one int so a plain int sort does it.
+    # Order: more threats created first, ties centre first. The sort key packs the threat
+    # count above a rank (7 for the centre column down to 1 for the edges), so a descending
+    # sort does both and never has to compare the rest of the tuple.
     board_free = BOARD ^ mask
     opponent = current ^ mask
     ordered = []
@@ -185,7 +183,8 @@ def _negamax(current: int, mask: int, moves: int, alpha: int, beta: int, opp_win
                 _table[key] = score - _TT_UPPER  # lower bound
                 return score
             mine = current | move
-            # _winning_cells(mine, mask | move), inlined: it dominates the run time.
+            # _winning_cells(mine, mask | move), inlined (it runs for every candidate of
+            # every node); it is also the child's opp_win.
             r = (mine << 1) & (mine << 2) & (mine << 3)
             p = (mine << 7) & (mine << 14)
             r |= p & (mine << 21)
@@ -339,7 +338,7 @@ def clear_cache() -> None:
 
 
 def set_cache_limit(entries: int) -> None:
-    """Cap the transposition table at ``entries`` positions (~120 bytes each); it is emptied
+    """Cap the transposition table at ``entries`` positions (~75 bytes each); it is emptied
     whenever it grows past the cap. Default ``DEFAULT_TABLE_ENTRIES``."""
     global _table_limit
     if entries < 1:
@@ -397,6 +396,16 @@ def load_positions(path: str | Path) -> list[LabelledPosition]:
         except ValueError as err:
             raise ValueError(f"{path}:{number}: {err}") from None
     return out
+
+
+# Our own solver-labelled positions (random reachable positions, 8 per ply for plies 10-41,
+# each with its 7 column scores), so benchmarks work without ../shared.
+BUNDLED_POSITIONS = Path(__file__).resolve().parents[1] / "data" / "connect4_positions.txt"
+
+
+def load_bundled_positions() -> list[LabelledPosition]:
+    """The positions in ``BUNDLED_POSITIONS`` (see ``docs/connect4_solver.md``)."""
+    return load_positions(BUNDLED_POSITIONS)
 
 
 def save_positions(path: str | Path, positions: Iterable[LabelledPosition]) -> None:
@@ -531,7 +540,11 @@ def _cmd_bench(args: argparse.Namespace) -> None:
             clear_cache()
         # CPU time of this process, so that other jobs on the machine do not inflate it.
         start = time.process_time()
-        score = solve(pos.moves, weak=args.weak)
+        if args.analyze:
+            per_move = analyze(pos.moves, weak=args.weak)
+            score = max(s for s in per_move if s is not None)
+        else:
+            score = solve(pos.moves, weak=args.weak)
         times.append(time.process_time() - start)
         expected = (pos.score > 0) - (pos.score < 0) if args.weak else pos.score
         if score != expected:
@@ -578,6 +591,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--every", type=int, default=1, help="take every k-th line (default 1)")
     p.add_argument("--keep-cache", action="store_true", help="keep the table between positions")
     p.add_argument("--weak", action="store_true", help="only check win / draw / loss")
+    p.add_argument(
+        "--analyze", action="store_true", help="time analyze() (max over moves is checked)"
+    )
     p.set_defaults(func=_cmd_bench)
     args = parser.parse_args(argv)
     args.func(args)
