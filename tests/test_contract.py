@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -11,7 +13,15 @@ import pytest
 from rlloop import games
 from rlloop.games.base import State
 
-NAMES = games.names()
+# Every RingRift configuration compiles large programs (about 3 minutes of this contract per
+# configuration on 2 cores): `-m slow` checks all twelve; the default run covers RingRift's
+# protocol in tests/ringrift.
+NAMES = [
+    pytest.param(name, marks=pytest.mark.slow)
+    if name.startswith("ringrift_")
+    else name
+    for name in games.names()
+]
 
 
 def _random_legal_action(key: jax.Array, state: State) -> jax.Array:
@@ -52,15 +62,25 @@ def test_init_fields(game: games.Game) -> None:
     assert isinstance(game.render(state), str)
 
 
+@functools.cache
+def _random_step(game: games.Game):  # type: ignore[no-untyped-def]
+    """One jitted program per game: a random legal action and the step it makes."""
+
+    def play(state: State, key: jax.Array) -> tuple[State, jax.Array]:
+        action = _random_legal_action(key, state)
+        return game.step(state, action), action
+
+    return jax.jit(play)
+
+
 def _play_single(game: games.Game, key: jax.Array) -> tuple[list[State], list[int]]:
-    step = jax.jit(game.step)
+    play = _random_step(game)
     state = game.init(key)
     states, actions = [state], []
     for t in range(game.max_steps + 1):
         if state.terminated or state.truncated:
             break
-        action = _random_legal_action(jax.random.fold_in(key, t), state)
-        state = step(state, action)
+        state, action = play(state, jax.random.fold_in(key, t))
         states.append(state)
         actions.append(int(action))
     return states, actions
