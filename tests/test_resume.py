@@ -75,6 +75,11 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     assert seen_matches <= matches and seen_promotions <= promotions
     assert last == TARGET_ITERATIONS
     assert f"iter {TARGET_ITERATIONS:>4}" in result.stdout
+    with Ledger(run_dir / "ledger.sqlite", readonly=True) as ledger:
+        status = {model.id: model.status for model in ledger.models()}
+        used = {metrics["champion"] for metrics in ledger.iterations().values()}
+    assert promotions, "the gate never promoted in this run"
+    assert all(status[model] != "rejected" for model in used), "a rejected model reached self-play"
 
 
 def test_resume_refuses_a_checkpoint_of_another_game(tmp_path: Path) -> None:
