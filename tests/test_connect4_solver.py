@@ -207,7 +207,10 @@ def test_weak_gives_the_outcome() -> None:
 
 
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    c4.main(["solve", "33445"])
+    c4.main(["solve", "33445", "121212"])
+    out = capsys.readouterr().out
+    assert "33445  score -18  (" in out and "121212  score 18  (" in out
+    c4.main(["solve", "--analyze", "33445"])
     out = capsys.readouterr().out
     assert "33445  score -18  columns 1:-18  2:-18  3:-18  4:-18" in out
     out_file = tmp_path / "positions.txt"

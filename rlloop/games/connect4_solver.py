@@ -512,12 +512,16 @@ def _cmd_solve(args: argparse.Namespace) -> None:
     for moves in args.moves:
         moves = "" if moves == "-" else moves
         start = time.perf_counter()
-        scores = analyze(moves, weak=args.weak)
-        playable = [s for s in scores if s is not None]
-        score = max(playable) if playable else solve(moves, weak=args.weak)
+        if args.analyze:
+            scores = analyze(moves, weak=args.weak)
+            playable = [s for s in scores if s is not None]
+            score = max(playable) if playable else solve(moves, weak=args.weak)
+            columns = "  ".join(f"{c + 1}:{'x' if s is None else s}" for c, s in enumerate(scores))
+            columns = f"  columns {columns}"
+        else:
+            score, columns = solve(moves, weak=args.weak), ""
         elapsed = time.perf_counter() - start
-        columns = "  ".join(f"{c + 1}:{'x' if s is None else s}" for c, s in enumerate(scores))
-        print(f"{moves or '(empty)'}  score {score}  columns {columns}  ({elapsed:.3f} s)")
+        print(f"{moves or '(empty)'}  score {score}{columns}  ({elapsed:.3f} s)")
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
@@ -571,11 +575,15 @@ def main(argv: list[str] | None = None) -> None:
         description="Exact Connect Four solver (scores: >0 side to move wins, 22 - stones).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("solve", help="print the score and each column's score of positions")
+    p = sub.add_parser("solve", help="print the score (and each column's score) of positions")
     p.add_argument(
-        "moves", nargs="+", help="column digits 1-7 from the empty board, e.g. 4453 ('-': empty)"
+        "moves",
+        nargs="+",
+        help="column digits 1-7 from the empty board, e.g. 4453 ('-': empty); under ~10 "
+        "moves this can take minutes or more",
     )
     p.add_argument("--weak", action="store_true", help="only win (1) / draw (0) / loss (-1)")
+    p.add_argument("--analyze", action="store_true", help="also each column's score (slower)")
     p.set_defaults(func=_cmd_solve)
     p = sub.add_parser("generate", help="write random positions labelled by the solver")
     p.add_argument("--out", required=True, type=Path, help="output file")
