@@ -213,6 +213,9 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     c4.main(["solve", "--analyze", "33445"])
     out = capsys.readouterr().out
     assert "33445  score -18  columns 1:-18  2:-18  3:-18  4:-18" in out
+    with pytest.raises(SystemExit):
+        c4.main(["solve", "44a"])
+    assert "invalid character 'a' at position 3" in capsys.readouterr().err
     out_file = tmp_path / "positions.txt"
     args = ["--per-ply", "2", "--min-ply", "36", "--max-ply", "37", "--seed", "1"]
     c4.main(["generate", "--out", str(out_file), *args])

@@ -604,7 +604,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.set_defaults(func=_cmd_bench)
     args = parser.parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except ValueError as err:  # bad notation or file line: a usage error, not a crash
+        parser.error(str(err))
 
 
 if __name__ == "__main__":
