@@ -72,8 +72,10 @@ def _sample_legal(key: jax.Array, mask: jax.Array) -> jax.Array:
     return jax.random.categorical(key, logits).astype(jnp.int32)
 
 
-# Beyond this many actions the blocking look-ahead (actions x actions steps) is skipped.
+# Beyond this many actions the blocking look-ahead (actions x actions steps) is skipped, and
+# beyond GREEDY_MAX_ACTIONS even the one-ply win check (one step per action) is too costly.
 GREEDY_BLOCK_MAX_ACTIONS = 64
+GREEDY_MAX_ACTIONS = 512
 
 
 def greedy_player(game: Game) -> Player:
@@ -83,6 +85,11 @@ def greedy_player(game: Game) -> Player:
     The blocking look-ahead costs ``num_actions**2`` steps per position, so it is used only
     for games with at most ``GREEDY_BLOCK_MAX_ACTIONS`` actions.
     """
+    if game.num_actions > GREEDY_MAX_ACTIONS:
+        raise ValueError(
+            f"greedy_player needs one step per action per position; {game.name} has "
+            f"{game.num_actions} actions (at most {GREEDY_MAX_ACTIONS} supported)"
+        )
     block = game.num_actions <= GREEDY_BLOCK_MAX_ACTIONS
     actions = jnp.arange(game.num_actions, dtype=jnp.int32)
 

@@ -22,6 +22,7 @@ from typing import Any
 import jax
 
 from rlloop.arena import (
+    GREEDY_MAX_ACTIONS,
     MatchOutcome,
     Player,
     greedy_player,
@@ -73,7 +74,9 @@ class Gate:
             num_simulations=int(gate_config.num_simulations), search_knobs=search_knobs,
         )  # fmt: skip
         self._act = template.act
-        self.baselines = {"random": random_player(game), "greedy": greedy_player(game)}
+        self.baselines = {"random": random_player(game)}
+        if game.num_actions <= GREEDY_MAX_ACTIONS:  # large action spaces (RingRift): random only
+            self.baselines["greedy"] = greedy_player(game)
 
     def player(self, model_id: str, params: Any) -> Player:
         """The network player for ``model_id`` with ``params``."""

@@ -296,8 +296,7 @@ class Loop:
             parent = champion.id if champion is not None else None
             if model_id in {m.id for m in self.ledger.models()}:
                 self.ledger.set_checkpoint(model_id, f"champions/{self.iteration}")
-                self.ledger.promote(model_id, iteration=self.iteration, score=float("nan"),
-                                    score_low=float("nan"), score_high=float("nan"))  # fmt: skip
+                self.ledger.set_status(model_id, "champion")
             else:
                 self.ledger.add_model(
                     model_id, parent=parent, iteration=self.iteration, status="champion",
@@ -515,7 +514,10 @@ class Loop:
         metrics["champion"] = self.champion_id
         if self.iteration % int(self.config.loop.checkpoint_every) == 0:
             self.checkpoint()
-        self.ledger.record_iteration(self.iteration, metrics)
+        self.ledger.record_iteration(
+            self.iteration,
+            {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in metrics.items()},
+        )
         self.history.append({"iteration": self.iteration, **metrics})
         console = self.iteration % int(self.config.loop.log_every) == 0
         self.telemetry.iteration(self.iteration, metrics, console=console)
