@@ -57,6 +57,7 @@ class RingRift(Game):
         self._jit_step = jax.jit(super().step)
         self._jit_init = jax.jit(super().init)
         self._jit_observe = jax.jit(self._observe)
+        self._init_mask: np.ndarray | None = None
 
     def init(self, key: PRNGKey) -> State:
         """See :meth:`rlloop.games.base.Game.init` (jitted once per game)."""
@@ -71,12 +72,24 @@ class RingRift(Game):
         return self._jit_observe(state, jnp.asarray(player, dtype=jnp.int32))
 
     # ------------------------------------------------------------------ protocol
+    def _initial_mask(self) -> np.ndarray:
+        """Legal mask of the opening position, computed once (host-side constant).
+
+        Evaluated eagerly even when ``init`` is being traced, and with the board passed as
+        an argument, so XLA does not constant-fold the whole rule analysis into ``init``.
+        """
+        if self._init_mask is None:
+            rules = self.rules
+            fn = jax.jit(lambda b: rules.legal_mask(b, jnp.int32(1), rules.analyze(b, 1)))
+            with jax.ensure_compile_time_eval():
+                board = jax.tree.map(np.asarray, rules.initial_board())
+                self._init_mask = np.asarray(fn(board))
+        return self._init_mask
+
     def _init(self, key: PRNGKey) -> State:
         del key  # deterministic start
-        rules = self.rules
-        board = rules.initial_board()
-        p = jnp.int32(1)
-        mask = rules.legal_mask(board, p, rules.analyze(board, p))
+        board = self.rules.initial_board()
+        mask = jnp.asarray(self._initial_mask())
         return State(
             current_player=jnp.int32(0),
             legal_action_mask=mask,
