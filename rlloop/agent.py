@@ -15,9 +15,10 @@ import jax.numpy as jnp
 from omegaconf import DictConfig, OmegaConf
 
 from rlloop import games
-from rlloop.checkpoints import TrainCheckpoints
+from rlloop.checkpoints import ChampionCheckpoints, TrainCheckpoints
 from rlloop.config import Config
 from rlloop.games.base import Game, State
+from rlloop.ledger import Ledger
 from rlloop.networks import PolicyValueNet, init_params, network_from_config
 from rlloop.search import evaluate, search_from_config
 from rlloop.train import init_train_state, make_optimizer
@@ -91,28 +92,61 @@ def load_config(run_dir: str | Path) -> DictConfig:
     return OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))
 
 
-def load_agent(run_dir: str | Path, *, step: int | None = None) -> Agent:
-    """The agent of run ``run_dir`` at checkpoint ``step`` (default: the latest).
+def load_agent(run_dir: str | Path, *, step: int | None = None, which: str = "auto") -> Agent:
+    """The agent of run ``run_dir``.
+
+    ``which``: ``"champion"`` (the ledger's champion), ``"latest"`` (the newest training
+    checkpoint, or ``step``), or ``"auto"``: the champion when the run gates its models
+    (``gate.enabled``), else the latest.
 
     Raises:
-      FileNotFoundError: ``run_dir`` is not a run, or it has no checkpoint yet.
+      FileNotFoundError: ``run_dir`` is not a run, or it has no such checkpoint yet.
+      ValueError: an unknown ``which``.
     """
+    if which not in ("auto", "champion", "latest"):
+        raise ValueError(f"which={which!r}; valid: auto, champion, latest")
+    run_dir = Path(run_dir)
     config = load_config(run_dir)
     game = games.make(config.game.name)
     network = network_from_config(game, config.model)
     # Restore onto this process's first device whatever the saving run's topology was.
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    template = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-        jax.eval_shape(
-            lambda: init_train_state(
-                init_params(network, game, jax.random.key(0)), make_optimizer(config.train)
-            )
-        ),
-    )
-    checkpoints = TrainCheckpoints(Path(run_dir) / "checkpoints" / "train", keep=10**6)
+
+    def on_device(tree: Any) -> Any:
+        return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), tree)
+
+    params_shape = jax.eval_shape(lambda: init_params(network, game, jax.random.key(0)))
+    if which == "auto":
+        which = "champion" if config.gate.enabled and step is None else "latest"
+    if which == "champion":
+        champion = _champion(run_dir)
+        manager: Any = ChampionCheckpoints(run_dir / "checkpoints" / "champions")
+        try:
+            items, _ = manager.restore(int(champion.split("/")[-1]), {"params": on_device(params_shape)})
+        finally:
+            manager.close()
+        return Agent(game, network, items["params"], config.search)
+    train_shape = jax.eval_shape(lambda: init_train_state(
+        init_params(network, game, jax.random.key(0)), make_optimizer(config.train)
+    ))  # fmt: skip
+    manager = TrainCheckpoints(run_dir / "checkpoints" / "train", keep=10**6)
     try:
-        state, _ = checkpoints.restore(step, template=template)
+        chosen = step if step is not None else manager.latest_step()
+        if chosen is None:
+            raise FileNotFoundError(f"run {run_dir} has no training checkpoint yet")
+        items, _ = manager.restore(chosen, {"state": on_device(train_shape)})
     finally:
-        checkpoints.close()
-    return Agent(game, network, state.params, config.search)
+        manager.close()
+    return Agent(game, network, items["state"].params, config.search)
+
+
+def _champion(run_dir: Path) -> str:
+    """The champion's checkpoint path (``champions/<step>``) from the run's ledger."""
+    path = run_dir / "ledger.sqlite"
+    if not path.is_file():
+        raise FileNotFoundError(f"run {run_dir} has no ledger.sqlite, so no champion")
+    with Ledger(path, readonly=True) as ledger:
+        champion = ledger.champion()
+    if champion is None or not champion.checkpoint:
+        raise FileNotFoundError(f"run {run_dir} has no champion with a checkpoint yet")
+    return champion.checkpoint

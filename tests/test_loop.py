@@ -43,6 +43,12 @@ def test_api_runs_writes_and_loads_agent(tmp_path: Path) -> None:
     assert actions.shape == (3,) and np.all(np.asarray(states.legal_action_mask)[np.arange(3), actions])
     with pytest.raises(ValueError, match="num_simulations"):
         agent.act(states, jax.random.key(1), num_simulations=-1)
+    # The gated run's first champion is the fresh network it started from.
+    champion = rlloop.load_agent(tmp_path, which="champion")
+    assert np.asarray(champion.policy(states)).shape == (3, 9)
+    assert not np.allclose(champion.policy(states), policy), "champion should differ from latest"
+    with pytest.raises(ValueError, match="valid: auto, champion, latest"):
+        rlloop.load_agent(tmp_path, which="best")
 
 
 def test_load_agent_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
