@@ -334,6 +334,14 @@ def make_sequential_selfplay(
 
 def _selfplay_grid(args: argparse.Namespace) -> list[tuple[str, int, int]]:
     """(net, simulations, batch) configurations of the ``selfplay`` suite."""
+    if getattr(args, "selfplay_config", None):
+        chosen = []
+        for text in args.selfplay_config:
+            net, sims, batch = text.split(":")
+            if net not in NETS:
+                raise SystemExit(f"--selfplay-config {text!r}: net must be one of {', '.join(NETS)}")
+            chosen.append((net, int(sims), int(batch)))
+        return chosen
     if args.quick:
         return [("2x32", 8, 64)]
     return [(net, sims, batch) for net in NETS for sims in (8, 32) for batch in (64, 256, 1024)]
@@ -647,6 +655,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", action="append", choices=sorted(SUITES),
                         help="suite to run (repeatable; default: all)")
+    parser.add_argument("--selfplay-config", action="append", metavar="NET:SIMS:BATCH",
+                        help="selfplay suite: measure only these configurations, e.g. 2x32:32:256")
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
     parser.add_argument("--seconds", type=float, default=1.0,
                         help="minimum timed seconds per measurement (default 1.0)")
