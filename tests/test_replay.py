@@ -103,3 +103,16 @@ def test_buffer_save_load_and_shape_check(tmp_path: Path) -> None:
     other = ReplayBuffer(5, observation_shape=(3, 3), num_actions=3, num_players=2)
     with pytest.raises(ValueError, match="another game or config"):
         other.load(tmp_path / "replay.npz")
+
+
+def test_quality_gate_names_what_is_wrong() -> None:
+    from rlloop.replay import quality_problems
+
+    good = {**_samples(0, 4), "game_length": np.array([9, 9, 7, 7])}
+    assert quality_problems(good, min_mean_game_length=2) == []
+    nan = {**good, "value": np.where(np.arange(8).reshape(4, 2) == 3, np.nan, good["value"])}
+    assert quality_problems(nan, min_mean_game_length=2) == ["1 of 4 samples have non-finite value"]
+    same = {k: np.repeat(v[:1], 4, axis=0) for k, v in good.items()}
+    assert "all 4 samples are identical" in quality_problems(same, min_mean_game_length=2)[0]
+    short = {**good, "game_length": np.array([1, 1, 1, 1])}
+    assert "below train.min_mean_game_length=2" in quality_problems(short, min_mean_game_length=2)[0]

@@ -91,6 +91,9 @@ def test_resume_refuses_a_checkpoint_of_another_game(tmp_path: Path) -> None:
     second = subprocess.run(other, capture_output=True, text=True, timeout=300)
     assert second.returncode != 0
     assert "holds a run of game 'tictactoe'" in second.stderr
+    bigger = subprocess.run([*_command(run_dir), "model=small"], capture_output=True, text=True, timeout=300)
+    assert bigger.returncode == 2
+    assert "holds a network" in bigger.stderr and "'channels': 64" in bigger.stderr
 
 
 def test_resume_names_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
