@@ -114,6 +114,9 @@ class LoopConfig:
     checkpoint_every: int = 10
     keep_checkpoints: int = 3
     tensorboard: bool = True
+    # Wall-clock budget of one `run` call in minutes (0: none): no iteration starts after it;
+    # the run then checkpoints and stops as on Ctrl-C.
+    max_minutes: float = 0.0
 
 
 @dataclasses.dataclass
@@ -135,6 +138,24 @@ class GateConfig:
     keep_champions: int = 5
     sprt: bool = False  # use SPRT (elo0=0, elo1=sprt_elo1) on the deep match instead of the bound
     sprt_elo1: float = 35.0
+
+
+@dataclasses.dataclass
+class PerfectPlayConfig:
+    """Connect Four runs only: each new champion (ungated runs: the training network every
+    ``every`` iterations) is scored against perfect play (``rlloop.perfect_play``) in a
+    background thread; results go to the ledger (``PERFECT_PLAY`` events), TensorBoard and
+    the console."""
+
+    enabled: bool = True
+    # Position sets (rlloop.perfect_play.ALL_SETS); sets whose files are absent are skipped,
+    # and "bundled" (shipped with rlloop) is used when none is left.
+    sets: list[str] = dataclasses.field(default_factory=lambda: ["end-easy", "bundled"])
+    simulations: list[int] = dataclasses.field(default_factory=lambda: [0, 16])  # 0: raw policy
+    every: int = 10  # ungated runs
+    background: bool = True
+    data_dir: str = ""  # default: $RLLOOP_CONNECT4_DATA or ../shared/data/connect4
+    budget_seconds: float = 120.0  # solver time per set and simulation count; 0: no limit
 
 
 @dataclasses.dataclass
@@ -164,6 +185,7 @@ class Config:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     loop: LoopConfig = dataclasses.field(default_factory=LoopConfig)
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)
+    perfect_play: PerfectPlayConfig = dataclasses.field(default_factory=PerfectPlayConfig)
     hardware: HardwareConfig = dataclasses.field(default_factory=HardwareConfig)
     # Where the run writes; Hydra sets it to its output directory.
     run_dir: str = ""
@@ -201,9 +223,11 @@ def validate(config: DictConfig) -> DictConfig:
         "loop.log_every", "loop.checkpoint_every", "loop.keep_checkpoints",
         "hardware.games_per_device", "hardware.side_workers", "hardware.side_threads",
         "hardware.num_processes", "gate.every", "gate.screen_games", "gate.num_simulations",
-        "gate.keep_champions",
+        "gate.keep_champions", "perfect_play.every",
     ):  # fmt: skip
         problems += _positive(config, path)
+    if config.loop.max_minutes < 0:
+        problems.append(f"loop.max_minutes={config.loop.max_minutes} must be >= 0 (0: no limit)")
     if config.loop.random_opening_moves < 0 or config.loop.temperature_moves < 0:
         problems.append("loop.random_opening_moves and loop.temperature_moves must be >= 0")
     if config.model.architecture not in ("resnet", "mlp"):
@@ -234,6 +258,15 @@ def validate(config: DictConfig) -> DictConfig:
         value = OmegaConf.select(config, path)
         if not 0 < value < 1:
             problems.append(f"{path}={value} must be in (0, 1)")
+    from rlloop.perfect_play import ALL_SETS
+
+    for name in config.perfect_play.sets:
+        if name not in ALL_SETS:
+            problems.append(f"perfect_play.sets: unknown set {name!r}; valid: {', '.join(ALL_SETS)}")
+    if any(count < 0 for count in config.perfect_play.simulations):
+        problems.append(f"perfect_play.simulations={list(config.perfect_play.simulations)} must be >= 0")
+    if config.perfect_play.budget_seconds < 0:
+        problems.append(f"perfect_play.budget_seconds={config.perfect_play.budget_seconds} must be >= 0")
     if problems:
         raise ValueError("invalid rlloop config:\n  " + "\n  ".join(problems))
     return config

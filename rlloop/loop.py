@@ -41,10 +41,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlloop import config as config_lib
 from rlloop import games, parallel
+from rlloop.agent import Agent
 from rlloop.checkpoints import ChampionCheckpoints, CheckpointError, TrainCheckpoints
 from rlloop.gate import BASELINES, Gate
 from rlloop.ledger import MODEL_PROMOTED, Event, EventBus, Ledger
 from rlloop.networks import init_params, network_from_config
+from rlloop.perfect_play import PERFECT_PLAY_EVENT, PerfectPlayMonitor, default_cache_path
+from rlloop.perfect_play import metrics_of as perfect_play_metrics
+from rlloop.perfect_play import summary as perfect_play_summary
 from rlloop.replay import PendingGames, ReplayBuffer, quality_problems
 from rlloop.search import search_from_config
 from rlloop.selfplay import make_selfplay, new_games
@@ -152,6 +156,9 @@ class Loop:
         if self.is_main_process:
             (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
         self.champion_id, self.selfplay_params = self._select_selfplay_model()
+        self.perfect_play = self._make_perfect_play()
+        if self.perfect_play is not None and self.gate is not None:
+            self._score_perfect_play(self.champion_id, self.selfplay_params)
 
     # ------------------------------------------------------------------ setup
     def _build_functions(self) -> None:
@@ -304,6 +311,48 @@ class Loop:
                 )  # fmt: skip
         self.telemetry.message(f"[rlloop] self-play uses {model_id}: {reason}")
         return model_id, params
+
+    def _make_perfect_play(self) -> PerfectPlayMonitor | None:
+        """The background perfect-play scorer (Connect Four runs, process 0, if enabled)."""
+        settings = self.config.perfect_play
+        if not settings.enabled or self.game.name != "connect4" or not self.is_main_process:
+            return None
+        game, network, search = self.game, self.network, self.config.search
+        monitor = PerfectPlayMonitor(
+            lambda params: Agent(game, network, params, search),
+            list(settings.sets),
+            simulations=list(settings.simulations),
+            data_dir=settings.data_dir or None,
+            cache_path=default_cache_path(),
+            background=bool(settings.background),
+            budget_seconds=float(settings.budget_seconds) or None,
+        )  # fmt: skip
+        names = ", ".join(positions.name for positions in monitor.sets)
+        skipped = f" (not found: {', '.join(monitor.skipped_sets)})" if monitor.skipped_sets else ""
+        self.telemetry.message(f"[rlloop] perfect play: scoring models on {names}{skipped}")
+        return monitor
+
+    def _score_perfect_play(self, model_id: str, params: Any) -> None:
+        """Queue ``model_id`` for perfect-play scoring unless the ledger already has it."""
+        assert self.perfect_play is not None
+        done = {e.payload.get("model_id") for e in self.ledger.events_since(kind=PERFECT_PLAY_EVENT)}
+        if model_id not in done:
+            iteration = int(model_id.split("-")[-1]) if model_id.startswith("iter-") else self.iteration
+            # On one device: the scorer's programs then never join the mesh's collectives.
+            params = jax.device_put(params, jax.local_devices()[0])
+            self.perfect_play.submit(model_id, iteration, params)
+
+    def _collect_perfect_play(self, *, wait: bool = False) -> None:
+        """Write finished perfect-play scores to the ledger, TensorBoard and the console."""
+        if self.perfect_play is None:
+            return
+        for model_id, iteration, results, seconds in self.perfect_play.poll(wait=wait):
+            self.ledger.add_event(PERFECT_PLAY_EVENT, {
+                "model_id": model_id, "iteration": iteration, "seconds": seconds,
+                "results": [result.as_dict() for result in results],
+            })  # fmt: skip
+            self.telemetry.scalars(iteration, perfect_play_metrics(results))
+            self.telemetry.message(f"[rlloop] perfect play {model_id}: {perfect_play_summary(results)}")
 
     def _snapshot_params(self) -> Any:
         """A copy of the trained parameters (the train step donates its input buffers)."""
@@ -478,6 +527,8 @@ class Loop:
             self._promoted[candidate_id] = (candidate_params, self.chunks_played)
             self.ledger.promote(candidate_id, iteration=self.iteration, score=decision.score,
                                 score_low=decision.score_low, score_high=decision.score_high)  # fmt: skip
+            if self.perfect_play is not None:
+                self._score_perfect_play(candidate_id, candidate_params)
             self._prune_champions()
         elif decision.decision == "reject":
             self.ledger.reject(candidate_id, iteration=self.iteration, reason=decision.reason)
@@ -510,6 +561,12 @@ class Loop:
         self.iteration += 1
         if self.gate is not None and self.iteration % int(self.config.gate.every) == 0 and not metrics.get("train_skipped"):
             metrics.update(self.run_gate())
+        if (
+            self.perfect_play is not None and self.gate is None
+            and self.iteration % int(self.config.perfect_play.every) == 0
+        ):  # fmt: skip
+            self._score_perfect_play(self._model_id(self.iteration), self._snapshot_params())
+        self._collect_perfect_play()
         metrics["iteration_seconds"] = time.perf_counter() - start
         metrics["champion"] = self.champion_id
         if self.iteration % int(self.config.loop.checkpoint_every) == 0:
@@ -540,7 +597,15 @@ class Loop:
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous_handler = signal.signal(signal.SIGINT, self._on_interrupt) if in_main_thread else None
         try:
+            deadline = float(self.config.loop.max_minutes) * 60.0
+            started = time.perf_counter()
             while self.iteration < target and not self._stop_requested:
+                if deadline and time.perf_counter() - started >= deadline:
+                    self.telemetry.message(
+                        f"[rlloop] loop.max_minutes={self.config.loop.max_minutes:g} reached: "
+                        f"stopping after iteration {self.iteration}"
+                    )
+                    break
                 self.run_iteration()
         except KeyboardInterrupt:
             self.telemetry.message(f"[rlloop] aborted during iteration {self.iteration + 1}")
@@ -552,6 +617,9 @@ class Loop:
             if self.iteration and self.checkpoints.latest_step() != self.iteration:
                 self.checkpoint()
             self.checkpoints.wait()
+        if self.perfect_play is not None and self.perfect_play.busy:
+            self.telemetry.message("[rlloop] waiting for perfect-play scoring to finish")
+            self._collect_perfect_play(wait=True)
         return self.history
 
     def _on_interrupt(self, signum: int, frame: Any) -> None:
@@ -565,6 +633,8 @@ class Loop:
 
     def close(self) -> None:
         """Flush and release files (checkpoints, ledger, TensorBoard)."""
+        if self.perfect_play is not None:
+            self.perfect_play.close()
         self.checkpoints.close()
         self.champions.close()
         self.ledger.close()

@@ -52,6 +52,14 @@ class Telemetry:
         if console:
             print(format_progress(iteration, clean), file=self.stream, flush=True)
 
+    def scalars(self, step: int, metrics: dict[str, Any]) -> None:
+        """TensorBoard scalars at ``step`` outside the iteration record (e.g. a model's score
+        plotted at the iteration that made the model)."""
+        if self._writer is not None:
+            for name, value in metrics.items():
+                self._writer.add_scalar(name, float(value), step)
+            self._writer.flush()
+
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
