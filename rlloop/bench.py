@@ -19,6 +19,12 @@ Suites:
             jitted ``lax.scan``; compile time of each.
   devices   rlloop self-play with 1 host device (XLA's intra-op threads) vs N forced host
             devices at the same total batch, each in a fresh subprocess.
+  ringrift  the 12 RingRift configurations (``--ringrift-configs`` for a subset): random-play
+            steps/s at batch 1, 64 and 1024 with compile time and XLA's memory estimate
+            (a batch that does not fit is reported as skipped), bytes per game state, the
+            mean length of random games (first game of each of 64 slots), and self-play
+            with search (2x32 net, 8 simulations, batch 64) in moves/s and games/s
+            (= moves/s / that mean length). No reference engine runs in-process.
 
 Device count: JAX's host device count is fixed when JAX starts, so ``main`` sets it first
 (``--devices``, default ``hardware=cpu``'s ``num_cpu_devices``); rlloop's side of a figure uses
@@ -61,6 +67,35 @@ def time_call(fn: Callable[[], Any], *, min_seconds: float, min_repeats: int = 3
             return elapsed / repeats
 
 
+def _random_move_with_reset(
+    init: Callable[[jax.Array], Any], step: Callable[[Any, jax.Array], Any], batch_size: int
+) -> Callable[[Any, jax.Array], tuple[Any, jax.Array, jax.Array]]:
+    """``move(states[B], key) -> (states, done [B], length [B])``: one uniformly random legal
+    move in every game; a game that ends restarts at once (``length`` is its number of moves,
+    0 where no game ended)."""
+    batched_init = jax.vmap(init)
+    batched_step = jax.vmap(step)
+
+    def move(state: Any, step_key: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
+        action_key, reset_key = jax.random.split(step_key)
+        mask = state.legal_action_mask
+        logits = jnp.where(mask, 0.0, -jnp.inf)
+        logits = jnp.where(mask.any(axis=-1, keepdims=True), logits, 0.0)
+        action = jax.random.categorical(action_key, logits).astype(jnp.int32)
+        state = batched_step(state, action)
+        done = state.terminated | state.truncated
+        length = jnp.where(done, state.step_count, 0)
+        fresh = batched_init(jax.random.split(reset_key, batch_size))
+        state = jax.tree.map(
+            lambda new, old: jnp.where(done.reshape(done.shape + (1,) * (old.ndim - 1)), new, old),
+            fresh,
+            state,
+        )
+        return state, done, length
+
+    return move
+
+
 def make_random_play(
     init: Callable[[jax.Array], Any],
     step: Callable[[Any, jax.Array], Any],
@@ -74,34 +109,48 @@ def make_random_play(
     states have ``legal_action_mask``, ``terminated`` and ``truncated`` (rlloop and pgx).
     """
     batched_init = jax.vmap(init)
-    batched_step = jax.vmap(step)
+    move = _random_move_with_reset(init, step, batch_size)
 
     def run(key: jax.Array) -> Any:
         key, init_key = jax.random.split(key)
         state = batched_init(jax.random.split(init_key, batch_size))
 
         def body(state: Any, step_key: jax.Array) -> tuple[Any, None]:
-            action_key, reset_key = jax.random.split(step_key)
-            mask = state.legal_action_mask
-            logits = jnp.where(mask, 0.0, -jnp.inf)
-            logits = jnp.where(mask.any(axis=-1, keepdims=True), logits, 0.0)
-            action = jax.random.categorical(action_key, logits).astype(jnp.int32)
-            state = batched_step(state, action)
-            done = state.terminated | state.truncated
-            fresh = batched_init(jax.random.split(reset_key, batch_size))
-            state = jax.tree.map(
-                lambda new, old: jnp.where(
-                    done.reshape(done.shape + (1,) * (old.ndim - 1)), new, old
-                ),
-                fresh,
-                state,
-            )
-            return state, None
+            return move(state, step_key)[0], None
 
         state, _ = jax.lax.scan(body, state, jax.random.split(key, num_steps))
         return state
 
     return jax.jit(run)
+
+
+def make_carried_random_play(
+    init: Callable[[jax.Array], Any],
+    step: Callable[[Any, jax.Array], Any],
+    *,
+    batch_size: int,
+    num_steps: int,
+) -> Callable[[Any, jax.Array, jax.Array], tuple[Any, jax.Array]]:
+    """:func:`make_random_play` that carries the games from call to call (not jitted).
+
+    ``run(states[B], first_lengths [B] int32, key) -> (states, first_lengths)``:
+    ``first_lengths[b]`` is the length of the first game slot ``b`` finished (0 until then).
+    All slots start a game at the same time, so once every slot has finished one, those
+    lengths are an unbiased sample of random-game lengths (no censoring, no length bias).
+    """
+    move = _random_move_with_reset(init, step, batch_size)
+
+    def run(state: Any, first_lengths: jax.Array, key: jax.Array) -> tuple[Any, jax.Array]:
+        def body(carry: tuple[Any, jax.Array], step_key: jax.Array) -> tuple[Any, None]:
+            state, first_lengths = carry
+            state, done, length = move(state, step_key)
+            first_lengths = jnp.where(done & (first_lengths == 0), length, first_lengths)
+            return (state, first_lengths), None
+
+        carry, _ = jax.lax.scan(body, (state, first_lengths), jax.random.split(key, num_steps))
+        return carry
+
+    return run
 
 
 def _env_suite(args: argparse.Namespace) -> Iterable[Record]:
@@ -189,8 +238,9 @@ class _Carried:
 
 
 def make_rlloop_selfplay(
-    network: Any, params: Any, *, num_simulations: int, batch_size: int, num_moves: int, mesh: Any
-) -> tuple[Callable[[Any, jax.Array], tuple[Any, Any]], Any, float]:
+    network: Any, params: Any, *, num_simulations: int, batch_size: int, num_moves: int, mesh: Any,
+    game_name: str = "connect4",
+) -> tuple[Callable[[Any, jax.Array], tuple[Any, Any]], Any, float]:  # fmt: skip
     """rlloop's self-play chunk, jitted and sharded exactly as :class:`rlloop.loop.Loop` does.
 
     Returns (``step(states, key) -> (states, chunk)``, the first states, compile seconds).
@@ -199,7 +249,7 @@ def make_rlloop_selfplay(
     from rlloop.search import make_search
     from rlloop.selfplay import make_selfplay, new_games
 
-    game = games.make("connect4")
+    game = games.make(game_name)
     search = make_search(game, network, num_simulations=num_simulations)
     play = make_selfplay(
         game, search, moves_per_chunk=num_moves, temperature_moves=TEMPERATURE_MOVES
@@ -347,10 +397,10 @@ def _selfplay_grid(args: argparse.Namespace) -> list[tuple[str, int, int]]:
     return [(net, sims, batch) for net in NETS for sims in (8, 32) for batch in (64, 256, 1024)]
 
 
-def _network_and_params(net: str) -> tuple[Any, Any]:
+def _network_and_params(net: str, game_name: str = "connect4") -> tuple[Any, Any]:
     from rlloop.networks import init_params, make_network
 
-    game = games.make("connect4")
+    game = games.make(game_name)
     network = make_network(game, **NETS[net])
     return network, init_params(network, game, jax.random.key(0))
 
@@ -634,6 +684,182 @@ def _devices_suite(args: argparse.Namespace) -> Iterable[Record]:
 SUITES["devices"] = _devices_suite
 
 
+# ---------------------------------------------------------------------------- ringrift
+
+RINGRIFT_CONFIGS = tuple(
+    f"{board}_{players}p"
+    for board in ("square8", "hex8", "square19", "hexagonal")
+    for players in (2, 3, 4)
+)
+# Moves per timed random-play call, all games together (batch x steps, steps capped at 256):
+# 256 steps at batch 1, 64 at batch 64, 4 at batch 1024.
+RINGRIFT_MOVES_PER_CALL = 4096
+# What XLA raises when a program does not fit (allocation failures are runtime errors).
+_OUT_OF_RESOURCES = (MemoryError, jax.errors.JaxRuntimeError)
+
+
+def state_bytes(states: Any) -> int:
+    """Bytes of a ``State`` pytree (arrays or ``jax.ShapeDtypeStruct``s): sum of leaf sizes."""
+    return sum(
+        int(leaf.size) * jnp.dtype(leaf.dtype).itemsize for leaf in jax.tree.leaves(states)
+    )
+
+
+def _available_memory() -> int | None:
+    """Bytes the OS can still hand out (``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _ringrift_configs(args: argparse.Namespace) -> list[str]:
+    """Configurations chosen by ``--ringrift-configs`` (comma-separated, repeatable)."""
+    chosen = [
+        name.strip().removeprefix("ringrift_")
+        for text in getattr(args, "ringrift_configs", None) or []
+        for name in text.split(",")
+        if name.strip()
+    ]
+    for name in chosen:
+        if name not in RINGRIFT_CONFIGS:
+            raise SystemExit(
+                f"--ringrift-configs: {name!r} is not a RingRift configuration; valid: "
+                f"{', '.join(RINGRIFT_CONFIGS)}"
+            )
+    if chosen:
+        return chosen
+    return ["square8_2p"] if args.quick else list(RINGRIFT_CONFIGS)
+
+
+def _ringrift_random_play(
+    game: games.Game, batch: int, args: argparse.Namespace, *, length_games: bool
+) -> Iterable[Record]:
+    """Random-play steps/s and compile time at ``batch`` (and, when ``length_games``, the mean
+    length of one whole random game per slot of this batch)."""
+    budget = 256 if args.quick else RINGRIFT_MOVES_PER_CALL
+    num_steps = max(1, min(256, budget // batch))
+    config = {"game": game.name, "batch_size": batch, "steps_per_call": num_steps}
+    run = jax.jit(
+        make_carried_random_play(game.init, game.step, batch_size=batch, num_steps=num_steps)
+    )
+    states = jax.vmap(game.init)(jax.random.split(jax.random.key(0), batch))
+    first_lengths = jnp.zeros(batch, jnp.int32)
+    try:
+        compiled, compile_seconds = _compile(run, states, first_lengths, jax.random.key(1))
+    except _OUT_OF_RESOURCES as error:
+        yield record("ringrift_random_play_skipped", 1, "skipped", **config,
+                     reason=f"compile failed: {type(error).__name__}: {str(error)[:200]}")
+        return
+    yield record("ringrift_random_play_compile", compile_seconds, "s", **config)
+    analysis = compiled.memory_analysis() if hasattr(compiled, "memory_analysis") else None
+    if analysis is not None:
+        needed = sum(
+            int(getattr(analysis, field, 0) or 0)
+            for field in ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes")
+        )
+        available = _available_memory()
+        if available is not None and needed > 0.8 * available:
+            yield record("ringrift_random_play_skipped", needed, "bytes", **config,
+                         reason=f"needs {needed / 2**30:.1f} GiB, {available / 2**30:.1f} GiB free")
+            return
+        yield record("ringrift_random_play_memory", needed, "bytes", **config)
+
+    carried = _Carried(lambda carry, key: (lambda out: (out, out[1]))(compiled(*carry, key)),
+                       (states, first_lengths))
+    try:
+        seconds = time_interleaved([carried], args)[0]
+    except _OUT_OF_RESOURCES as error:
+        yield record("ringrift_random_play_skipped", 1, "skipped", **config,
+                     reason=f"run failed: {type(error).__name__}: {str(error)[:200]}")
+        return
+    yield record("ringrift_random_play", batch * num_steps / seconds, "steps/s", **config)
+    if not length_games:
+        return
+    # Keep playing until every slot has finished its first game (or the time is up): the
+    # first games of all slots started together, so their lengths are an unbiased sample.
+    start = time.perf_counter()
+    calls_left = game.max_steps // num_steps + 2
+    while calls_left and time.perf_counter() - start < args.ringrift_length_seconds:
+        lengths = carried.state[1]
+        if bool((lengths > 0).all()):
+            break
+        carried()
+        calls_left -= 1
+    lengths = jax.device_get(carried.state[1])
+    finished = lengths[lengths > 0]
+    if finished.size:
+        yield record(
+            "ringrift_mean_game_length", finished.mean(), "moves", game=game.name,
+            games=int(finished.size), unfinished=int(batch - finished.size),
+            source=f"random play, first game of each of {batch} slots",
+        )  # fmt: skip
+    else:  # no game ended in time: every game is longer than the moves each slot played
+        yield record(
+            "ringrift_mean_game_length_lower_bound", carried.calls * num_steps, "moves",
+            game=game.name, games=0, unfinished=batch,
+            source=f"random play, {batch} slots, none finished within the time allowed",
+        )  # fmt: skip
+
+
+def _ringrift_selfplay(game: games.Game, args: argparse.Namespace, mesh: Any) -> Iterable[Record]:
+    """Self-play moves/s with search (rlloop's chunk, as the ``selfplay`` suite builds it)."""
+    batch, sims = (2 * mesh.devices.size, 2) if args.quick else (64, 8)
+    num_moves = 1 if args.quick else 4
+    network, params = _network_and_params("2x32", game.name)
+    config = {"game": game.name, "net": "2x32", "simulations": sims, "batch_size": batch,
+              "moves_per_call": num_moves, "devices": mesh.devices.size}
+    try:
+        step, states, compile_seconds = make_rlloop_selfplay(
+            network, params, num_simulations=sims, batch_size=batch, num_moves=num_moves,
+            mesh=mesh, game_name=game.name,
+        )  # fmt: skip
+        seconds = _time_carried(_Carried(step, states), args)
+    except _OUT_OF_RESOURCES as error:
+        yield record("ringrift_selfplay_skipped", 1, "skipped", **config,
+                     reason=f"{type(error).__name__}: {str(error)[:200]}")
+        return
+    yield record("ringrift_selfplay_compile", compile_seconds, "s", **config)
+    yield record("ringrift_selfplay_moves", batch * num_moves / seconds, "moves/s", **config)
+
+
+def _ringrift_suite(args: argparse.Namespace) -> Iterable[Record]:
+    from rlloop import parallel
+
+    mesh = parallel.make_mesh()
+    batches = (8,) if args.quick else (1, 64, 1024)
+    length_batch = 8 if args.quick else 64
+    for name in _ringrift_configs(args):
+        game = games.make(f"ringrift_{name}")
+        shapes = jax.eval_shape(jax.vmap(game.init), jax.random.split(jax.random.key(0), 2))
+        yield record("ringrift_state_bytes", state_bytes(shapes) / 2, "bytes", game=game.name)
+        length = None
+        for batch in batches:
+            for line in _ringrift_random_play(
+                game, batch, args, length_games=batch == length_batch
+            ):
+                yield line
+                if line["name"] == "ringrift_mean_game_length":
+                    length = line
+        for line in _ringrift_selfplay(game, args, mesh):
+            yield line
+            if line["name"] == "ringrift_selfplay_moves" and length is not None:
+                # games/s = moves/s / mean length of random games (an untrained net's
+                # self-play games are close to random play; trained play may differ).
+                yield record(
+                    "ringrift_selfplay_games", line["value"] / length["value"], "games/s",
+                    **line["config"], mean_game_length=length["value"],
+                    length_source=length["config"]["source"],
+                )  # fmt: skip
+
+
+SUITES["ringrift"] = _ringrift_suite
+
+
 def default_devices() -> int:
     """Host devices of ``hardware=cpu`` (conf/hardware/cpu.yaml), rlloop's CPU default."""
     from rlloop.config import compose
@@ -658,6 +884,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--selfplay-config", action="append", metavar="NET:SIMS:BATCH",
                         help="selfplay suite: measure only these configurations, e.g. 2x32:32:256")
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
+    parser.add_argument("--ringrift-configs", action="append", metavar="CONFIG[,CONFIG...]",
+                        help="ringrift suite: only these configurations, e.g. square8_2p,hex8_3p "
+                             "(default: all 12; square8_2p with --quick)")
+    parser.add_argument("--ringrift-length-seconds", type=float, default=60.0,
+                        help="ringrift suite: seconds of extra random play allowed per "
+                             "configuration to finish the games whose mean length is measured")
     parser.add_argument("--seconds", type=float, default=1.0,
                         help="minimum timed seconds per measurement (default 1.0)")
     parser.add_argument("--devices", type=int, default=None,

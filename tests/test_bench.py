@@ -106,3 +106,27 @@ def test_unknown_suite_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         bench.main(["--suite", "nope"])
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_ringrift_suite_on_one_small_config(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = run_suites(capsys, "ringrift", extra=("--ringrift-configs", "square8_2p"))
+    assert {line["config"]["game"] for line in lines} == {"ringrift_square8_2p"}
+    assert not [line for line in lines if line["name"].endswith("_skipped")]
+    (state,) = named(lines, "ringrift_state_bytes")
+    assert state["unit"] == "bytes" and 1000 < state["value"] < 100_000
+    for name, unit in [("ringrift_random_play", "steps/s"), ("ringrift_random_play_compile", "s"),
+                       ("ringrift_random_play_memory", "bytes")]:  # fmt: skip
+        (line,) = named(lines, name)
+        assert line["unit"] == unit and line["config"]["batch_size"] == 8
+    (length,) = named(lines, "ringrift_mean_game_length")
+    assert length["config"]["games"] + length["config"]["unfinished"] == 8
+    (moves,) = named(lines, "ringrift_selfplay_moves")
+    assert moves["unit"] == "moves/s" and moves["config"]["net"] == "2x32"
+    (games_rate,) = named(lines, "ringrift_selfplay_games")
+    assert games_rate["value"] == pytest.approx(moves["value"] / length["value"])
+    assert len(named(lines, "ringrift_selfplay_compile")) == 1
+
+
+def test_ringrift_configs_are_checked() -> None:
+    with pytest.raises(SystemExit, match=r"square9_2p.*square8_2p"):
+        bench.main(["--suite", "ringrift", "--ringrift-configs", "square9_2p", *QUICK])
