@@ -95,9 +95,9 @@ def load_config(run_dir: str | Path) -> DictConfig:
 def load_agent(run_dir: str | Path, *, step: int | None = None, which: str = "auto") -> Agent:
     """The agent of run ``run_dir``.
 
-    ``which``: ``"champion"`` (the ledger's champion), ``"latest"`` (the newest training
-    checkpoint, or ``step``), or ``"auto"``: the champion when the run gates its models
-    (``gate.enabled``), else the latest.
+    ``which``: ``"champion"`` (the ledger's champion, or the champion checkpoint ``step``),
+    ``"latest"`` (the newest training checkpoint, or ``step``), or ``"auto"``: the champion
+    when the run gates its models (``gate.enabled``) and no ``step`` is given, else the latest.
 
     Raises:
       FileNotFoundError: ``run_dir`` is not a run, or it has no such checkpoint yet.
@@ -119,10 +119,17 @@ def load_agent(run_dir: str | Path, *, step: int | None = None, which: str = "au
     if which == "auto":
         which = "champion" if config.gate.enabled and step is None else "latest"
     if which == "champion":
-        champion = _champion(run_dir)
         manager: Any = ChampionCheckpoints(run_dir / "checkpoints" / "champions")
         try:
-            items, _ = manager.restore(int(champion.split("/")[-1]), {"params": on_device(params_shape)})
+            if step is None:
+                chosen = int(_champion(run_dir).split("/")[-1])
+            elif step in manager.steps():
+                chosen = step
+            else:
+                raise FileNotFoundError(
+                    f"run {run_dir} has no champion checkpoint {step}; it has {manager.steps()}"
+                )
+            items, _ = manager.restore(chosen, {"params": on_device(params_shape)})
         finally:
             manager.close()
         return Agent(game, network, items["params"], config.search)
@@ -138,6 +145,18 @@ def load_agent(run_dir: str | Path, *, step: int | None = None, which: str = "au
     finally:
         manager.close()
     return Agent(game, network, items["state"].params, config.search)
+
+
+def champion_steps(run_dir: str | Path) -> list[int]:
+    """Steps (iterations) of the champion checkpoints a run keeps on disk, oldest first."""
+    directory = Path(run_dir) / "checkpoints" / "champions"
+    if not directory.is_dir():
+        return []
+    manager = ChampionCheckpoints(directory)
+    try:
+        return sorted(manager.steps())
+    finally:
+        manager.close()
 
 
 def _champion(run_dir: Path) -> str:
