@@ -192,7 +192,7 @@ def _plot_perfect_play(
 ) -> None:
     """Mistake rate per set and simulation count against the model's iteration."""
     plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(8, 4.5))
+    figure, axis = plt.subplots(figsize=(10, 5))
     series: dict[tuple[str, int, str], list[tuple[int, float]]] = {}
     for source, rows in (("in run", history), ("evaluated", evaluations)):
         for row in rows:
@@ -204,18 +204,25 @@ def _plot_perfect_play(
                 if result["mistake_rate"] is not None:
                     key = (result["set"], result["simulations"], source)
                     series.setdefault(key, []).append((iteration, 100 * result["mistake_rate"]))
+    # One colour per set, one line style per simulation count, markers for the source.
+    colours = {name: f"C{i}" for i, name in enumerate(dict.fromkeys(k[0] for k in sorted(series)))}
+    counts = sorted({k[1] for k in series})
+    styles = {count: ("-", "--", ":", "-.")[i % 4] for i, count in enumerate(counts)}
     for (name, sims, source), points in sorted(series.items()):
         points.sort()
         xs, ys = zip(*points, strict=True)
-        style = "-o" if source == "in run" else "--s"
-        axis.plot(xs, ys, style, label=f"{name}, {sims} sims ({source})", markersize=4)
+        axis.plot(
+            xs, ys, linestyle=styles[sims], marker="o" if source == "in run" else "s",
+            color=colours[name], markersize=4 if source == "in run" else 7,
+            label=f"{name}, {sims} sims ({source})",
+        )  # fmt: skip
     axis.set_xlabel("iteration of the model")
     axis.set_ylabel("mistake rate (%)")
     axis.set_title(f"{title}: moves that lose a win or a draw")
     axis.set_ylim(bottom=0)
     axis.grid(alpha=0.3)
     if series:
-        axis.legend(fontsize=7)
+        axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

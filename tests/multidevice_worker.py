@@ -28,6 +28,7 @@ def main() -> None:
             f"hardware.num_cpu_devices={num_devices}",
             f"hardware.games_per_device={16 // num_devices}",
             "hardware.compilation_cache=false",
+            "perfect_play.enabled=false",  # not under test here
         ]
     )
     loop = rlloop.Loop(config, run_dir=out + ".run")
