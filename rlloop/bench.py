@@ -84,7 +84,9 @@ def _random_move_with_reset(
         action = jax.random.categorical(action_key, logits).astype(jnp.int32)
         state = batched_step(state, action)
         done = state.terminated | state.truncated
-        length = jnp.where(done, state.step_count, 0)
+        # rlloop states count moves in ``step_count``, pgx states in ``_step_count``.
+        count = state.step_count if hasattr(state, "step_count") else state._step_count
+        length = jnp.where(done, count, 0)
         fresh = batched_init(jax.random.split(reset_key, batch_size))
         state = jax.tree.map(
             lambda new, old: jnp.where(done.reshape(done.shape + (1,) * (old.ndim - 1)), new, old),
