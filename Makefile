@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all bench lint clean
+.PHONY: install run test test-contract test-all bench lint clean
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ run: install
 test: install
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q $(ARGS)
+
+# The game contract for every registered game, RingRift's twelve configurations included.
+test-contract: install
+	$(PY) -m pytest -q -m '' tests/test_contract.py $(ARGS)
 
 test-all: install
 	$(PY) -m pytest -q -m '' $(ARGS)
