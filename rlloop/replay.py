@@ -41,12 +41,16 @@ class PendingGames:
     def add(self, chunk: Mapping[str, np.ndarray]) -> Samples:
         """Add a chunk (fields of :class:`rlloop.selfplay.SelfplayChunk` as numpy [T, B, ...]).
 
-        Returns the moves whose games have now ended, flattened to [M, ...]:
+        Returns the moves whose games have now ended, except forced ones (``forced``: one legal
+        action), flattened to [M, ...]:
         ``observation``, ``policy`` (improved policy), ``value`` (outcome per player relative
         to the mover, [M, N]) and ``game_length``.
         """
-        fields = ("observation", "improved_policy", "player", "done", "final_rewards", "game_length")
-        incoming = {name: np.asarray(chunk[name]) for name in fields}
+        fields = ("observation", "improved_policy", "player", "done", "final_rewards", "game_length",
+                  "forced")  # fmt: skip
+        incoming = {name: np.asarray(chunk[name]) for name in fields if name in chunk}
+        if "forced" not in incoming:
+            incoming["forced"] = np.zeros(incoming["done"].shape, dtype=bool)
         incoming_waiting = np.ones(incoming["done"].shape, dtype=bool)
         if self._rows is None:
             rows, waiting = incoming, incoming_waiting
@@ -59,7 +63,10 @@ class PendingGames:
         # Next end at or after each row: reverse cumulative minimum along time.
         next_end = np.minimum.accumulate(end_time[::-1], axis=0)[::-1]
         resolved = waiting & (next_end < length)
-        t_idx, b_idx = np.nonzero(resolved)
+        # Forced moves (a single legal action) leave the waiting list unlearned: their one-hot
+        # policy target teaches nothing but a bias towards that action (in RingRift, half of
+        # all decisions are forced bookkeeping passes).
+        t_idx, b_idx = np.nonzero(resolved & ~rows["forced"])
         ends = next_end[t_idx, b_idx]
         outcomes = rows["final_rewards"][ends, b_idx]  # [M, N] per seat
         samples = {
@@ -89,6 +96,8 @@ class PendingGames:
             self._rows, self._waiting = None, None
             return
         self._rows = {k.split("/", 1)[1]: np.asarray(v) for k, v in state.items() if k.startswith("rows/")}
+        if "forced" not in self._rows:  # saved before forced moves were recorded
+            self._rows["forced"] = np.zeros(self._rows["done"].shape, dtype=bool)
         self._waiting = np.asarray(state["waiting"])
 
 

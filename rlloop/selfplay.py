@@ -32,6 +32,7 @@ class SelfplayChunk:
     final_rewards: jax.Array  # [T, B, N] float32, the ending move's rewards (0 unless done)
     game_length: jax.Array  # [T, B] int32, moves in the game that ended (0 unless done)
     terminated: jax.Array  # [T, B] bool, ended by the rules (not truncation)
+    forced: jax.Array  # [T, B] bool, the mover had one legal action (no choice to learn)
 
 
 def random_opening(game: Game, states: State, key: jax.Array, max_moves: int) -> State:
@@ -120,6 +121,7 @@ def make_selfplay(
             final_rewards=next_states.rewards,
             game_length=jnp.where(done, next_states.step_count, 0),
             terminated=next_states.terminated,
+            forced=jnp.sum(states.legal_action_mask, axis=-1) <= 1,
         )
         next_states = reset_finished(
             game, next_states, reset_key, random_opening_moves=random_opening_moves

@@ -116,3 +116,24 @@ def test_quality_gate_names_what_is_wrong() -> None:
     assert "all 4 samples are identical" in quality_problems(same, min_mean_game_length=2)[0]
     short = {**good, "game_length": np.array([1, 1, 1, 1])}
     assert "below train.min_mean_game_length=2" in quality_problems(short, min_mean_game_length=2)[0]
+
+
+def test_forced_moves_are_not_learned() -> None:
+    """A move with a single legal action carries no policy information: it is dropped, and
+    the other moves of its game still get the outcome."""
+    pending = PendingGames()
+    chunk = _chunk([[0, 0], [0, 0], [1, 1]], {(2, 0): [1.0, -1.0], (2, 1): [-1.0, 1.0]}, start=0)
+    chunk["forced"] = np.array([[0, 1], [1, 0], [0, 0]], dtype=bool)
+    samples = pending.add(chunk)
+    got = sorted(map(tuple, samples["observation"].astype(int).tolist()))
+    assert got == [(0, 0), (1, 1), (2, 0), (2, 1)]
+    assert pending.num_waiting == 0
+    values = {tuple(o.astype(int)): v for o, v in zip(samples["observation"], samples["value"], strict=True)}
+    np.testing.assert_array_equal(values[(2, 0)], [1.0, -1.0])  # player 0 moved at t=2 and won
+    # Waiting moves saved before `forced` existed still load.
+    old = PendingGames()
+    old.add(_chunk([[0, 0]], {}, start=0))
+    state = {k: v for k, v in old.state_dict().items() if k != "rows/forced"}
+    restored = PendingGames()
+    restored.load_state_dict(state)
+    assert restored.num_waiting == 2
