@@ -73,14 +73,19 @@ def _label(run_dir: Path, which: str, step: int | None, agent: Any) -> str:
     return f"{run_dir.name}:{which}" + (f"-{step}" if step is not None else "")
 
 
-def _ledger_champion(run_dir: Path) -> str | None:
+def _read_ledger(run_dir: Path, read: Any, default: Any) -> Any:
+    """``read(ledger)`` on the run's ledger opened read-only, or ``default`` if it has none."""
     from rlloop.ledger import Ledger
 
     path = run_dir / "ledger.sqlite"
     if not path.is_file():
-        return None
+        return default
     with Ledger(path, readonly=True) as ledger:
-        champion = ledger.champion()
+        return read(ledger)
+
+
+def _ledger_champion(run_dir: Path) -> str | None:
+    champion = _read_ledger(run_dir, lambda ledger: ledger.champion(), None)
     return champion.id if champion else None
 
 
@@ -172,14 +177,11 @@ def cmd_perfect_play(args: argparse.Namespace) -> dict[str, Any]:
 
 def _perfect_play_history(run_dir: Path) -> list[dict[str, Any]]:
     """The loop's in-run perfect-play scores (ledger ``PERFECT_PLAY`` events)."""
-    from rlloop.ledger import Ledger
     from rlloop.perfect_play import PERFECT_PLAY_EVENT
 
-    path = run_dir / "ledger.sqlite"
-    if not path.is_file():
-        return []
-    with Ledger(path, readonly=True) as ledger:
-        return [event.payload for event in ledger.events_since(kind=PERFECT_PLAY_EVENT)]
+    return _read_ledger(run_dir, lambda ledger: [
+        event.payload for event in ledger.events_since(kind=PERFECT_PLAY_EVENT)
+    ], [])  # fmt: skip
 
 
 def _iteration_of(model: str, fallback: int | None) -> int | None:
@@ -322,22 +324,20 @@ def cmd_gauntlet(args: argparse.Namespace) -> dict[str, Any]:
 
 def _champion_elos(run_dir: Path) -> list[dict[str, Any]]:
     """Every model the run ever promoted, with the gate's Bradley-Terry Elo (ledger)."""
-    from rlloop.ledger import Ledger
+    return _read_ledger(run_dir, _promoted_elos, [])
 
-    path = run_dir / "ledger.sqlite"
-    if not path.is_file():
-        return []
-    with Ledger(path, readonly=True) as ledger:
-        promoted = {p.model_id for p in ledger.promotions()}
-        champion = ledger.champion()
-        if champion is not None:
-            promoted.add(champion.id)
-        return [
-            {"model": m.id, "iteration": m.iteration, "elo": m.elo, "low": m.elo_low,
-             "high": m.elo_high, "status": m.status}
-            for m in sorted(ledger.models(), key=lambda m: m.iteration)
-            if m.id in promoted and m.elo is not None
-        ]  # fmt: skip
+
+def _promoted_elos(ledger: Any) -> list[dict[str, Any]]:
+    promoted = {p.model_id for p in ledger.promotions()}
+    champion = ledger.champion()
+    if champion is not None:
+        promoted.add(champion.id)
+    return [
+        {"model": m.id, "iteration": m.iteration, "elo": m.elo, "low": m.elo_low,
+         "high": m.elo_high, "status": m.status}
+        for m in sorted(ledger.models(), key=lambda m: m.iteration)
+        if m.id in promoted and m.elo is not None
+    ]  # fmt: skip
 
 
 def _plot_elo(path: Path, champions: list[dict[str, Any]], own: Any, title: str) -> None:
