@@ -67,6 +67,9 @@ class SearchConfig:
     value_scale: float = 0.1
     maxvisit_init: float = 50.0
     rescale_values: bool = True
+    # Children per node: the legal actions of highest prior, at most this many (0 = all). Exact
+    # when no position has more legal actions (RingRift square8/hex8: at most 192).
+    max_actions: int = 256
     # PUCT only.
     dirichlet_alpha: float = 0.3
     dirichlet_fraction: float = 0.25

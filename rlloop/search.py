@@ -12,6 +12,15 @@ two-team game, *paranoid*: the root's mover against a coalition of all the other
 value is the root player's predicted value, negated at nodes where a coalition member moves;
 ``discount = -1`` when the move passes between the root player and the coalition. The network
 still predicts one value per player (training targets keep every player's outcome).
+
+Large action spaces (RingRift: 5,000-60,000 actions, of which a position has at most a few
+hundred legal ones): mctx keeps per-node arrays over every action, which made the tree's
+bookkeeping cost more than the game and the network together. With ``max_actions`` = M smaller
+than the game's action count, each node's children are the M legal actions of highest prior
+("slots"); the search runs over slots and its results are mapped back to the game's actions.
+This is exact whenever a position has at most M legal actions (square8/hex8 RingRift: at most
+192); beyond that the lowest-prior legal actions are not searched and get no improved-policy
+mass.
 """
 
 from __future__ import annotations
@@ -36,6 +45,19 @@ class Embedding:
 
     state: State  # [B] game states
     root_player: jax.Array  # [B] int32, the searching player (used by the paranoid reduction)
+    slots: jax.Array | None = None  # [B, M] int32: the game action of each child slot
+
+
+def compact_actions(logits: jax.Array, legal: jax.Array, max_actions: int) -> tuple[jax.Array, jax.Array]:
+    """The ``max_actions`` legal actions of highest logit per row, for a slot-space search.
+
+    logits float32 [B, A] (already masked), legal bool [B, A]. Returns (slot_logits [B, M],
+    slots int32 [B, M]); slots beyond the row's legal actions keep the dtype's minimum logit.
+    """
+    slot_logits, slots = jax.lax.top_k(jnp.where(legal, logits, -jnp.inf), max_actions)
+    slot_legal = jnp.take_along_axis(legal, slots, axis=1)
+    floor = jnp.finfo(logits.dtype).min
+    return jnp.where(slot_legal, slot_logits, floor), slots.astype(jnp.int32)
 
 
 def evaluate(network: Any, game: Game, params: Any, states: State) -> tuple[jax.Array, jax.Array]:
@@ -58,16 +80,24 @@ def _value_for(values: jax.Array, mover: jax.Array, viewer: jax.Array, num_playe
     return jnp.take_along_axis(values, offset[:, None], axis=1)[:, 0]
 
 
-def make_recurrent_fn(network: Any, game: Game) -> Callable:
-    """The mctx ``recurrent_fn``: step the game, evaluate the network, reduce to one scalar."""
+def make_recurrent_fn(network: Any, game: Game, max_actions: int = 0) -> Callable:
+    """The mctx ``recurrent_fn``: step the game, evaluate the network, reduce to one scalar.
+
+    ``max_actions`` > 0: mctx's actions are slots of ``embedding.slots`` (see the module doc).
+    """
     num_players = game.num_players
 
     def recurrent_fn(params: Any, key: jax.Array, action: jax.Array, embedding: Embedding):
         del key  # the game and the network are deterministic
         state, root = embedding.state, embedding.root_player
         mover = state.current_player
+        if max_actions:
+            action = jnp.take_along_axis(embedding.slots, action[:, None], axis=1)[:, 0]
         next_state = jax.vmap(game.step)(state, action)
         logits, values = evaluate(network, game, params, next_state)
+        slots = None
+        if max_actions:
+            logits, slots = compact_actions(logits, next_state.legal_action_mask, max_actions)
         next_mover = next_state.current_player
         done = next_state.terminated | next_state.truncated
         if num_players == 2:
@@ -87,7 +117,7 @@ def make_recurrent_fn(network: Any, game: Game) -> Callable:
             prior_logits=logits,
             value=jnp.where(done, 0.0, value).astype(jnp.float32),
         )
-        return output, Embedding(state=next_state, root_player=root)
+        return output, Embedding(state=next_state, root_player=root, slots=slots)
 
     return recurrent_fn
 
@@ -107,25 +137,49 @@ def make_search(
     dirichlet_fraction: float = 0.25,
     pb_c_init: float = 1.25,
     pb_c_base: float = 19652.0,
+    max_actions: int = 256,
 ) -> SearchFn:
     """Batched search ``(params, key, states[B]) -> mctx.PolicyOutput`` (not jitted itself).
 
     ``algorithm``: ``"gumbel"`` (mctx.gumbel_muzero_policy, completed-Q transform) or
     ``"puct"`` (mctx.muzero_policy with Dirichlet noise). Illegal actions are masked at the root
     (``invalid_actions``) and through the prior below it.
+    ``max_actions``: search over at most this many legal actions per node, those of highest
+    prior (see the module doc); 0, or a game with no more actions, searches every action.
+    The output's ``action`` and ``action_weights`` [B, num_actions] are always game actions;
+    its ``search_tree`` is in slot space when slots are used.
     """
-    recurrent_fn = make_recurrent_fn(network, game)
     if algorithm not in ("gumbel", "puct"):
         raise ValueError(f"search algorithm {algorithm!r} is unknown; valid: gumbel, puct")
+    if max_actions < 0:
+        raise ValueError(f"search max_actions must be >= 0 (0 = every action), got {max_actions}")
+    compact = max_actions if 0 < max_actions < game.num_actions else 0
+    recurrent_fn = make_recurrent_fn(network, game, compact)
 
     def search(params: Any, key: jax.Array, states: State) -> mctx.PolicyOutput:
+        output = _search(params, key, states)
+        if not compact:
+            return output
+        slots = output.search_tree.embeddings.slots[:, 0]  # the root's slots [B, M]
+        rows = jnp.arange(slots.shape[0])[:, None]
+        weights = jnp.zeros(states.legal_action_mask.shape, output.action_weights.dtype)
+        weights = weights.at[rows, slots].add(output.action_weights)
+        action = jnp.take_along_axis(slots, output.action[:, None], axis=1)[:, 0]
+        return output.replace(action=action, action_weights=weights)
+
+    def _search(params: Any, key: jax.Array, states: State) -> mctx.PolicyOutput:
         logits, values = evaluate(network, game, params, states)
+        legal = states.legal_action_mask
+        slots = None
+        if compact:
+            logits, slots = compact_actions(logits, legal, compact)
+            legal = jnp.take_along_axis(legal, slots, axis=1)
         root = mctx.RootFnOutput(
             prior_logits=logits,
             value=values[:, 0],
-            embedding=Embedding(state=states, root_player=states.current_player),
+            embedding=Embedding(state=states, root_player=states.current_player, slots=slots),
         )
-        invalid = ~states.legal_action_mask
+        invalid = ~legal
         # A finished root has no legal action; let search run on a uniform prior instead of NaN.
         invalid = jnp.where(invalid.all(axis=-1, keepdims=True), False, invalid)
         if algorithm == "gumbel":
@@ -169,6 +223,7 @@ def search_from_config(game: Game, network: Any, search_config: Any, **overrides
         "dirichlet_fraction": float(search_config.dirichlet_fraction),
         "pb_c_init": float(search_config.pb_c_init),
         "pb_c_base": float(search_config.pb_c_base),
+        "max_actions": int(getattr(search_config, "max_actions", 256)),
     }
     knobs.update(overrides)
     return make_search(game, network, **knobs)
