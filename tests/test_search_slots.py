@@ -61,7 +61,7 @@ def test_slots_keep_the_highest_prior_legal_actions() -> None:
     network, params = _net(game, seed=3)
     states = _positions(game, 16, 0)  # empty boards: 9 legal actions, 4 slots
     logits, _ = evaluate(network, game, params, states)
-    slot_logits, slots = compact_actions(logits, states.legal_action_mask, 4)
+    _, slots = compact_actions(logits, states.legal_action_mask, 4)
     expected = np.sort(np.argsort(-np.asarray(logits), axis=1)[:, :4], axis=1)
     np.testing.assert_array_equal(np.sort(np.asarray(slots), axis=1), expected)
     search = jax.jit(make_search(game, network, num_simulations=8, max_num_considered_actions=4,
