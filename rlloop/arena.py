@@ -4,7 +4,8 @@ A *player* is a jittable ``act(params, key, states[B]) -> actions int32 [B]`` pl
 ``params`` (a network's parameters, or None for baselines). :func:`play_match` runs many
 games at once: they start from shared random openings and are played in pairs with the seats
 swapped, so neither side gains from moving first. Finished games wait (their steps are no-ops)
-until every game of the batch is over or ``max_steps`` is reached.
+until every game of the batch is over or ``max_steps`` is reached. Forced moves (one legal
+action) are played without asking either player.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ import numpy as np
 
 from rlloop.games.base import Game, State
 from rlloop.search import evaluate, make_search
-from rlloop.selfplay import new_games
+from rlloop.selfplay import new_games, play_forced
+
+# Forced moves (one legal action) played without asking the players after each move.
+MAX_FORCED_MOVES = 8
 
 ActFn = Callable[[Any, jax.Array, State], jax.Array]
 
@@ -179,6 +183,8 @@ def _compiled_match(
             action_b = act_b(params_b, key_b, states)
             action = jnp.where(states.current_player == seat_a, action_a, action_b)
             states = jax.vmap(game.step)(states, action)
+            # Forced moves need no player (nor its search); a game ending there keeps its rewards.
+            states = play_forced(game, states, MAX_FORCED_MOVES)
             return states, totals + states.rewards, step + 1, key
 
         states, totals, _, _ = jax.lax.while_loop(cond, body, (states, totals, 0, play_key))

@@ -70,6 +70,9 @@ class SearchConfig:
     # Children per node: the legal actions of highest prior, at most this many (0 = all). Exact
     # when no position has more legal actions (RingRift square8/hex8: at most 192).
     max_actions: int = 256
+    # Forced moves (one legal action) played in the tree after each move, so no node is one
+    # (0 = off: forced positions are ordinary nodes; on RingRift it made search 2.4x slower).
+    max_forced_moves: int = 0
     # PUCT only.
     dirichlet_alpha: float = 0.3
     dirichlet_fraction: float = 0.25
@@ -112,6 +115,9 @@ class LoopConfig:
     # New games open with a uniform number in [0, N] of uniformly random moves (not recorded
     # as samples), so that self-play also learns positions its own best play never reaches.
     random_opening_moves: int = 0
+    # After each searched move, play up to N forced moves (one legal action) without search
+    # and without recording them (0 = off: they are searched and train the value only).
+    max_forced_moves: int = 0
     seed: int = 0
     log_every: int = 1
     checkpoint_every: int = 10
@@ -233,6 +239,8 @@ def validate(config: DictConfig) -> DictConfig:
         problems.append(f"loop.max_minutes={config.loop.max_minutes} must be >= 0 (0: no limit)")
     if config.loop.random_opening_moves < 0 or config.loop.temperature_moves < 0:
         problems.append("loop.random_opening_moves and loop.temperature_moves must be >= 0")
+    if config.loop.max_forced_moves < 0:
+        problems.append(f"loop.max_forced_moves must be >= 0, got {config.loop.max_forced_moves}")
     if config.model.architecture not in ("resnet", "mlp"):
         problems.append(f"model.architecture={config.model.architecture!r}; valid: resnet, mlp")
     if config.model.dtype not in ("float32", "bfloat16"):

@@ -170,6 +170,7 @@ class Loop:
             moves_per_chunk=int(config.loop.moves_per_chunk),
             temperature_moves=int(config.loop.temperature_moves),
             random_opening_moves=int(config.loop.random_opening_moves),
+            max_forced_moves=int(config.loop.max_forced_moves),
         )
         replicated = parallel.replicated(mesh)
         by_game = parallel.batch_sharding(mesh)

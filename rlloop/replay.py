@@ -41,10 +41,10 @@ class PendingGames:
     def add(self, chunk: Mapping[str, np.ndarray]) -> Samples:
         """Add a chunk (fields of :class:`rlloop.selfplay.SelfplayChunk` as numpy [T, B, ...]).
 
-        Returns the moves whose games have now ended, except forced ones (``forced``: one legal
-        action), flattened to [M, ...]:
-        ``observation``, ``policy`` (improved policy), ``value`` (outcome per player relative
-        to the mover, [M, N]) and ``game_length``.
+        Returns the moves whose games have now ended, flattened to [M, ...]:
+        ``observation``, ``policy`` (improved policy; all zeros for a forced move — one legal
+        action —, which trains the value only), ``value`` (outcome per player relative to the
+        mover, [M, N]) and ``game_length``.
         """
         fields = ("observation", "improved_policy", "player", "done", "final_rewards", "game_length",
                   "forced")  # fmt: skip
@@ -63,15 +63,19 @@ class PendingGames:
         # Next end at or after each row: reverse cumulative minimum along time.
         next_end = np.minimum.accumulate(end_time[::-1], axis=0)[::-1]
         resolved = waiting & (next_end < length)
-        # Forced moves (a single legal action) leave the waiting list unlearned: their one-hot
-        # policy target teaches nothing but a bias towards that action (in RingRift, half of
-        # all decisions are forced bookkeeping passes).
-        t_idx, b_idx = np.nonzero(resolved & ~rows["forced"])
+        t_idx, b_idx = np.nonzero(resolved)
         ends = next_end[t_idx, b_idx]
         outcomes = rows["final_rewards"][ends, b_idx]  # [M, N] per seat
+        # Forced moves (a single legal action) get no policy target: their one-hot target
+        # teaches nothing but a bias towards that action (in RingRift, nearly half of all
+        # decisions are forced bookkeeping passes, and the shared PASS logit learnt to skip
+        # real choices). They keep their value target: search evaluates such positions too,
+        # and a value network never trained on them misled it.
+        policy = rows["improved_policy"][t_idx, b_idx]
+        policy = np.where(rows["forced"][t_idx, b_idx][:, None], 0.0, policy).astype(policy.dtype)
         samples = {
             "observation": rows["observation"][t_idx, b_idx],
-            "policy": rows["improved_policy"][t_idx, b_idx],
+            "policy": policy,
             "value": mover_relative(outcomes, rows["player"][t_idx, b_idx]).astype(np.float32),
             "game_length": rows["game_length"][ends, b_idx],
         }

@@ -5,6 +5,11 @@ game of the batch advances ``moves_per_chunk`` moves chosen by search. A game th
 restarted in place at once, and a game still running at the end of the chunk is carried to the
 next chunk in ``states``, so no game is cut or lost. Value targets are only known when a game
 ends, possibly chunks later; :class:`rlloop.replay.PendingGames` joins them on the host.
+
+Forced moves (one legal action: in RingRift nearly half of all decisions are bookkeeping
+passes) are searched and recorded like any other by default (they train the value network,
+not the policy). With ``max_forced_moves`` > 0 they are instead played without search after
+every searched move and not recorded, so a chunk's T moves are T decisions with a choice.
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from rlloop.games.base import Game, State
+from rlloop.games.base import Game, State, play_forced
 from rlloop.search import SearchFn
+
+__all__ = ["SelfplayChunk", "make_selfplay", "new_games", "play_forced", "random_opening",
+           "reset_finished"]
 
 
 @chex.dataclass(frozen=True)
@@ -90,13 +98,16 @@ def make_selfplay(
     moves_per_chunk: int,
     temperature_moves: int,
     random_opening_moves: int = 0,
+    max_forced_moves: int = 0,
 ) -> Callable[[Any, State, jax.Array], tuple[State, SelfplayChunk]]:
     """Self-play chunk ``play(params, states[B], key) -> (states[B], SelfplayChunk)``.
 
     Moves before ``temperature_moves`` (counted from each game's start) use the search's own
     sampled choice (Gumbel noise, or visit counts at temperature 1 for PUCT); later moves are
     greedy in the improved policy. New games start after a random opening of up to
-    ``random_opening_moves`` uniformly random moves (see :func:`random_opening`).
+    ``random_opening_moves`` uniformly random moves (see :func:`random_opening`). After each
+    searched move up to ``max_forced_moves`` forced moves are played (:func:`play_forced`);
+    a game that ends there ends with the searched move's row.
     Not jitted here: the caller jits it with its shardings.
     """
 
@@ -111,6 +122,7 @@ def make_selfplay(
         action = jnp.where(explore, output.action, greedy).astype(jnp.int32)
         observation = jax.vmap(game.observe)(states, states.current_player)
         next_states = jax.vmap(game.step)(states, action)
+        next_states = play_forced(game, next_states, max_forced_moves)
         done = next_states.terminated | next_states.truncated
         sample = SelfplayChunk(
             observation=observation,

@@ -118,18 +118,25 @@ def test_quality_gate_names_what_is_wrong() -> None:
     assert "below train.min_mean_game_length=2" in quality_problems(short, min_mean_game_length=2)[0]
 
 
-def test_forced_moves_are_not_learned() -> None:
-    """A move with a single legal action carries no policy information: it is dropped, and
-    the other moves of its game still get the outcome."""
+def test_forced_moves_train_the_value_only() -> None:
+    """A move with a single legal action carries no policy information: its policy target is
+    empty (zero loss), its value target is the game's outcome like every other move."""
     pending = PendingGames()
     chunk = _chunk([[0, 0], [0, 0], [1, 1]], {(2, 0): [1.0, -1.0], (2, 1): [-1.0, 1.0]}, start=0)
     chunk["forced"] = np.array([[0, 1], [1, 0], [0, 0]], dtype=bool)
     samples = pending.add(chunk)
-    got = sorted(map(tuple, samples["observation"].astype(int).tolist()))
-    assert got == [(0, 0), (1, 1), (2, 0), (2, 1)]
+    assert len(samples["observation"]) == 6
     assert pending.num_waiting == 0
-    values = {tuple(o.astype(int)): v for o, v in zip(samples["observation"], samples["value"], strict=True)}
-    np.testing.assert_array_equal(values[(2, 0)], [1.0, -1.0])  # player 0 moved at t=2 and won
+    rows = {(int(o[0]), int(o[1])): (p, v) for o, p, v in
+            zip(samples["observation"], samples["policy"], samples["value"], strict=True)}  # fmt: skip
+    np.testing.assert_array_equal(rows[(2, 0)][1], [1.0, -1.0])  # player 0 moved at t=2 and won
+    forced_rows = [(0, 1), (1, 0)]
+    for key, (policy, value) in rows.items():
+        if key in forced_rows:
+            assert np.all(policy == 0.0), key
+        else:
+            assert policy.sum() > 0, key
+        assert np.all(np.abs(value) == 1.0), key
     # Waiting moves saved before `forced` existed still load.
     old = PendingGames()
     old.add(_chunk([[0, 0]], {}, start=0))

@@ -265,3 +265,35 @@ def make(name: str) -> Game:
     if name not in _INSTANCES:
         _INSTANCES[name] = _REGISTRY[name]()
     return _INSTANCES[name]
+
+
+def play_forced(game: Game, states: State, max_moves: int) -> State:
+    """Play the only legal action in every live game that has exactly one, up to
+    ``max_moves`` times (a bounded loop that stops as soon as no game has a forced move).
+
+    A game that ends keeps its final ``rewards`` (finished games are not stepped again).
+    """
+    if max_moves <= 0:
+        return states
+
+    def forced(states: State) -> jax.Array:
+        live = ~(states.terminated | states.truncated)
+        return live & (jnp.sum(states.legal_action_mask, axis=-1) == 1)
+
+    def cond(carry: tuple[State, jax.Array]) -> jax.Array:
+        states, count = carry
+        return (count < max_moves) & jnp.any(forced(states))
+
+    def body(carry: tuple[State, jax.Array]) -> tuple[State, jax.Array]:
+        states, count = carry
+        which = forced(states)
+        action = jnp.argmax(states.legal_action_mask, axis=-1).astype(jnp.int32)
+        played = jax.vmap(game.step)(states, action)
+        states = jax.tree.map(
+            lambda new, old: jnp.where(which.reshape(which.shape + (1,) * (old.ndim - 1)), new, old),
+            played,
+            states,
+        )
+        return states, count + 1
+
+    return jax.lax.while_loop(cond, body, (states, jnp.int32(0)))[0]
