@@ -53,6 +53,8 @@ class ModelConfig:
     channels: int = 32
     value_hidden: int = 64
     dtype: str = "float32"  # float32 | bfloat16 (activations; parameters stay float32)
+    # Value head also sees board-wide means of the input planes and trunk channels.
+    value_pooling: bool = False
 
 
 @dataclasses.dataclass
@@ -93,6 +95,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     max_grad_norm: float = 1.0
     value_loss_weight: float = 1.0
+    # Value targets: 1 = the game's outcome (AlphaZero); below 1 = TD(lambda) returns
+    # bootstrapped from search's root values (two-player games only; see PendingGames).
+    value_lambda: float = 1.0
     batch_size: int = 256
     steps_per_iteration: int = 32
     replay_capacity: int = 200_000
@@ -179,6 +184,8 @@ class HardwareConfig:
     memory_fraction: float = 0.75
     side_workers: int = 1
     side_threads: int = 1
+    # Persistent XLA compilation cache (off when num_cpu_devices > 1 on CPU: cached sharded
+    # programs deadlocked there, see parallel.configure_jax).
     compilation_cache: bool = True
     # Multi-host (jax.distributed); empty coordinator means single-process.
     coordinator_address: str = ""
@@ -239,6 +246,8 @@ def validate(config: DictConfig) -> DictConfig:
         problems.append(f"loop.max_minutes={config.loop.max_minutes} must be >= 0 (0: no limit)")
     if config.loop.random_opening_moves < 0 or config.loop.temperature_moves < 0:
         problems.append("loop.random_opening_moves and loop.temperature_moves must be >= 0")
+    if not 0.0 <= config.train.value_lambda <= 1.0:
+        problems.append(f"train.value_lambda={config.train.value_lambda} must be in [0, 1]")
     if config.loop.max_forced_moves < 0:
         problems.append(f"loop.max_forced_moves must be >= 0, got {config.loop.max_forced_moves}")
     if config.model.architecture not in ("resnet", "mlp"):

@@ -117,7 +117,9 @@ class Loop:
 
         self._build_functions()
         self.states = self._init_states(jax.random.fold_in(root_key, 2))
-        self.pending = PendingGames()
+        self.pending = PendingGames(
+            value_lambda=float(config.train.value_lambda), num_players=self.game.num_players
+        )
         self.replay = ReplayBuffer(
             int(config.train.replay_capacity),
             observation_shape=tuple(self.game.observation_shape),
@@ -224,6 +226,8 @@ class Loop:
             "value_scale": float(search.value_scale),
             "maxvisit_init": float(search.maxvisit_init),
             "rescale_values": bool(search.rescale_values),
+            "max_actions": int(search.max_actions),
+            "max_forced_moves": int(search.max_forced_moves),
         }
 
     # ------------------------------------------------------------------ resume and models

@@ -47,6 +47,10 @@ class PolicyValueNet(nn.Module):
       num_blocks: residual blocks (grid) or hidden layers (flat).
       channels: convolution channels (grid) or hidden width (flat).
       value_hidden: width of the value head's hidden layer.
+      value_pooling: (grid observations) also feed the value head the board-wide means of the
+        observation's planes and of the trunk's channels (global average pooling), so
+        game-wide counters (RingRift's eliminated rings, territory, rings in hand, broadcast
+        as constant planes) reach it directly instead of through one 1x1-convolution channel.
       dtype: activation dtype (parameters stay float32).
     """
 
@@ -56,12 +60,14 @@ class PolicyValueNet(nn.Module):
     num_blocks: int = 2
     channels: int = 32
     value_hidden: int = 64
+    value_pooling: bool = False
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> tuple[jax.Array, jax.Array]:
         x = observations.astype(self.dtype)
         if x.ndim == 4 and self.architecture == "resnet":
+            planes = x
             x = nn.relu(nn.Conv(self.channels, (3, 3), dtype=self.dtype)(x))
             for _ in range(self.num_blocks):
                 x = ResidualBlock(self.channels, dtype=self.dtype)(x)
@@ -69,6 +75,8 @@ class PolicyValueNet(nn.Module):
             value = nn.relu(nn.Conv(1, (1, 1), dtype=self.dtype)(x))
             policy = policy.reshape((policy.shape[0], -1))
             value = value.reshape((value.shape[0], -1))
+            if self.value_pooling:
+                value = jnp.concatenate([value, planes.mean(axis=(1, 2)), x.mean(axis=(1, 2))], -1)
         else:
             x = x.reshape((x.shape[0], -1))
             for _ in range(self.num_blocks):
@@ -88,6 +96,7 @@ def make_network(
     value_hidden: int,
     architecture: str = "resnet",
     dtype: str = "float32",
+    value_pooling: bool = False,
 ) -> PolicyValueNet:
     """The policy-value network for ``game`` with the given sizes."""
     if architecture not in ("resnet", "mlp"):
@@ -99,6 +108,7 @@ def make_network(
         num_blocks=num_blocks,
         channels=channels,
         value_hidden=value_hidden,
+        value_pooling=bool(value_pooling),
         dtype=jnp.dtype(dtype),
     )
 
@@ -112,6 +122,7 @@ def network_from_config(game: Game, model_config: Any) -> PolicyValueNet:
         value_hidden=int(model_config.value_hidden),
         architecture=str(model_config.architecture),
         dtype=str(model_config.dtype),
+        value_pooling=bool(getattr(model_config, "value_pooling", False)),  # older runs: off
     )
 
 

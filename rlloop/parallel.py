@@ -39,7 +39,16 @@ def configure_jax(hardware: Any, *, cache_dir: str | Path | None = None) -> None
     """
     if hardware.memory_fraction:
         os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", str(hardware.memory_fraction))
-    if hardware.compilation_cache:
+    cache = bool(hardware.compilation_cache)
+    if cache and int(hardware.num_cpu_devices or 0) > 1 and hardware.platform in ("cpu", "auto"):
+        # Measured (jax 0.10.2, XLA:CPU): a RingRift self-play program sharded over two
+        # virtual host devices and loaded from the persistent cache deadlocked in its first
+        # call every time (the two device threads waited in different collectives; XLA
+        # aborts after 40 s), while the same program compiled afresh ran for 20 minutes.
+        log.info("persistent compilation cache off: %d virtual CPU devices",
+                 int(hardware.num_cpu_devices))  # fmt: skip
+        cache = False
+    if cache:
         directory = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
         directory.mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", str(directory))

@@ -27,9 +27,25 @@ class PendingGames:
     Self-play chunks are time-major [T, B]; slot ``b`` plays its games one after the other, so
     the moves still waiting for an outcome are, per slot, those after its last finished game.
     At most one unfinished game per slot is held (so at most ``max_steps`` rows).
+
+    Value targets: ``value_lambda`` = 1 (AlphaZero) labels every move with its game's final
+    outcome. Below 1 (two-player games only), the mover's target is the TD(lambda) return
+    over the game's later moves, bootstrapped from search's root values (``root_value``):
+    ``G_t = z`` on the game's last move, else ``G_t = s * ((1 - lambda) * v_{t+1} + lambda *
+    G_{t+1})`` with ``s`` = +1 when the same player moves at ``t + 1`` and -1 otherwise; the
+    other player's target is ``-G_t``. It trades the outcome's variance (one result for a
+    hundred moves) for the search's bias.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, value_lambda: float = 1.0, num_players: int = 2) -> None:
+        if not 0.0 <= value_lambda <= 1.0:
+            raise ValueError(f"value lambda must be in [0, 1], got {value_lambda}")
+        if value_lambda < 1.0 and num_players != 2:
+            raise ValueError(
+                f"TD(lambda) value targets (lambda={value_lambda}) need a two-player game; "
+                f"this one has {num_players} players (use lambda = 1)"
+            )
+        self.value_lambda = float(value_lambda)
         self._rows: dict[str, np.ndarray] | None = None  # time-major [P, B, ...]
         self._waiting: np.ndarray | None = None  # [P, B] bool: row still needs its outcome
 
@@ -47,10 +63,12 @@ class PendingGames:
         mover, [M, N]) and ``game_length``.
         """
         fields = ("observation", "improved_policy", "player", "done", "final_rewards", "game_length",
-                  "forced")  # fmt: skip
+                  "forced", "root_value")  # fmt: skip
         incoming = {name: np.asarray(chunk[name]) for name in fields if name in chunk}
         if "forced" not in incoming:
             incoming["forced"] = np.zeros(incoming["done"].shape, dtype=bool)
+        if "root_value" not in incoming:
+            incoming["root_value"] = np.zeros(incoming["done"].shape, dtype=np.float32)
         incoming_waiting = np.ones(incoming["done"].shape, dtype=bool)
         if self._rows is None:
             rows, waiting = incoming, incoming_waiting
@@ -73,10 +91,14 @@ class PendingGames:
         # and a value network never trained on them misled it.
         policy = rows["improved_policy"][t_idx, b_idx]
         policy = np.where(rows["forced"][t_idx, b_idx][:, None], 0.0, policy).astype(policy.dtype)
+        value = mover_relative(outcomes, rows["player"][t_idx, b_idx]).astype(np.float32)
+        if self.value_lambda < 1.0:
+            returns = self._td_returns(rows, resolved)[t_idx, b_idx]
+            value = np.stack([returns, -returns], axis=-1).astype(np.float32)
         samples = {
             "observation": rows["observation"][t_idx, b_idx],
             "policy": policy,
-            "value": mover_relative(outcomes, rows["player"][t_idx, b_idx]).astype(np.float32),
+            "value": value,
             "game_length": rows["game_length"][ends, b_idx],
         }
         still_waiting = waiting & ~resolved
@@ -87,6 +109,25 @@ class PendingGames:
         else:
             self._rows, self._waiting = None, None
         return samples
+
+    def _td_returns(self, rows: Mapping[str, np.ndarray], resolved: np.ndarray) -> np.ndarray:
+        """TD(lambda) returns [P, B] from each row's mover's view (see the class doc); only
+        rows in ``resolved`` (their game has ended within ``rows``) are meaningful."""
+        lam = self.value_lambda
+        done, player = rows["done"], rows["player"]
+        final = np.take_along_axis(rows["final_rewards"], player[..., None], axis=-1)[..., 0]
+        values = rows["root_value"].astype(np.float64)
+        returns = np.zeros(done.shape, dtype=np.float64)
+        following = np.zeros(done.shape[1], dtype=np.float64)  # G_{t+1}
+        for t in range(done.shape[0] - 1, -1, -1):
+            if t + 1 < done.shape[0]:
+                sign = np.where(player[t + 1] == player[t], 1.0, -1.0)
+                bootstrap = sign * ((1.0 - lam) * values[t + 1] + lam * following)
+            else:
+                bootstrap = np.zeros(done.shape[1])
+            returns[t] = np.where(done[t], final[t], bootstrap)
+            following = returns[t]
+        return np.where(resolved, returns, 0.0)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Arrays to persist the waiting moves with a checkpoint."""
@@ -102,6 +143,8 @@ class PendingGames:
         self._rows = {k.split("/", 1)[1]: np.asarray(v) for k, v in state.items() if k.startswith("rows/")}
         if "forced" not in self._rows:  # saved before forced moves were recorded
             self._rows["forced"] = np.zeros(self._rows["done"].shape, dtype=bool)
+        if "root_value" not in self._rows:  # saved before root values were kept
+            self._rows["root_value"] = np.zeros(self._rows["done"].shape, dtype=np.float32)
         self._waiting = np.asarray(state["waiting"])
 
 

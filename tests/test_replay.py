@@ -144,3 +144,44 @@ def test_forced_moves_train_the_value_only() -> None:
     restored = PendingGames()
     restored.load_state_dict(state)
     assert restored.num_waiting == 2
+
+
+def _td_chunk() -> dict:
+    """Slot 0: movers 0, 0, 1, 0, the game ends at t=3 and player 0 wins. Slot 1: no end."""
+    players = np.array([[0, 0], [0, 1], [1, 0], [0, 1]], dtype=np.int32)
+    done = np.array([[0, 0], [0, 0], [0, 0], [1, 0]], dtype=bool)
+    final = np.zeros((4, 2, 2), np.float32)
+    final[3, 0] = [1.0, -1.0]
+    return {
+        "observation": np.arange(8, dtype=np.float32).reshape(4, 2, 1),
+        "improved_policy": np.ones((4, 2, 3), np.float32) / 3,
+        "player": players,
+        "done": done,
+        "final_rewards": final,
+        "game_length": np.where(done, 4, 0).astype(np.int32),
+        "root_value": np.array([[0.1, 0.0], [0.2, 0.0], [0.3, 0.0], [0.4, 0.0]], np.float32),
+    }
+
+
+def test_td_lambda_value_targets_by_hand() -> None:
+    samples = PendingGames(value_lambda=0.5).add(_td_chunk())
+    by_time = {int(o[0]) // 2: v for o, v in zip(samples["observation"], samples["value"], strict=True)}
+    # G3 = z = 1 (mover 0 won); G2 (mover 1) = -(0.5 * 0.4 + 0.5 * 1) = -0.7;
+    # G1 (mover 0) = -(0.5 * 0.3 + 0.5 * -0.7) = 0.2; G0 (mover 0) = 0.5 * 0.2 + 0.5 * 0.2 = 0.2
+    expected = {3: 1.0, 2: -0.7, 1: 0.2, 0: 0.2}
+    assert sorted(by_time) == [0, 1, 2, 3]  # slot 1's game has not ended
+    for t, g in expected.items():
+        np.testing.assert_allclose(by_time[t], [g, -g], atol=1e-6)
+
+
+def test_td_lambda_one_is_the_outcome_and_bad_lambdas_are_refused() -> None:
+    outcome = PendingGames(value_lambda=1.0).add(_td_chunk())
+    pending = PendingGames(value_lambda=1.0)
+    pending.value_lambda = 1.0 - 1e-12  # the TD path with lambda -> 1 gives the outcome
+    td = pending.add(_td_chunk())
+    np.testing.assert_allclose(td["value"], outcome["value"], atol=1e-6)
+    np.testing.assert_array_equal(outcome["value"][:, 0], [1.0, 1.0, -1.0, 1.0])
+    with pytest.raises(ValueError, match="two-player"):
+        PendingGames(value_lambda=0.9, num_players=3)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        PendingGames(value_lambda=1.5)
