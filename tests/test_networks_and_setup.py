@@ -1,4 +1,4 @@
-"""Policy-value network options."""
+"""Policy-value network options, and process setup (compilation cache)."""
 
 from __future__ import annotations
 
@@ -38,3 +38,21 @@ def test_network_from_config_reads_value_pooling_and_old_configs_default_to_off(
     assert network_from_config(game, node).value_pooling is False  # a run saved before the key
     node.value_pooling = True
     assert network_from_config(game, node).value_pooling is True
+
+
+def test_compilation_cache_is_off_with_several_virtual_cpu_devices(tmp_path) -> None:
+    """Cached sharded programs deadlocked on XLA:CPU with two virtual devices (see
+    rlloop.parallel.configure_jax); one device keeps the cache."""
+    from rlloop import parallel
+
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        for devices, expected in ((2, before), (1, str(tmp_path / "one"))):
+            hardware = OmegaConf.create({
+                "memory_fraction": 0, "compilation_cache": True, "num_cpu_devices": devices,
+                "platform": "cpu", "coordinator_address": "",
+            })  # fmt: skip
+            parallel.configure_jax(hardware, cache_dir=tmp_path / "one")
+            assert jax.config.jax_compilation_cache_dir == expected, devices
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
