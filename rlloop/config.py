@@ -184,8 +184,8 @@ class HardwareConfig:
     memory_fraction: float = 0.75
     side_workers: int = 1
     side_threads: int = 1
-    # Persistent XLA compilation cache (off when num_cpu_devices > 1 on CPU: cached sharded
-    # programs deadlocked there, see parallel.configure_jax).
+    # Persistent XLA compilation cache (off for RingRift when num_cpu_devices > 1 on CPU:
+    # cached sharded programs deadlocked there, see parallel.configure_jax).
     compilation_cache: bool = True
     # Multi-host (jax.distributed); empty coordinator means single-process.
     coordinator_address: str = ""

@@ -83,7 +83,7 @@ class Loop:
     def __init__(self, config: DictConfig, *, run_dir: str | Path | None = None) -> None:
         config_lib.validate(config)
         self.config = config
-        parallel.configure_jax(config.hardware)
+        parallel.configure_jax(config.hardware, game=str(config.game.name))
         resume = OmegaConf.select(config, "resume", default="")
         if resume and not (Path(resume) / "config.yaml").is_file():
             raise ValueError(

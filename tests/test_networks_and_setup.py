@@ -40,19 +40,24 @@ def test_network_from_config_reads_value_pooling_and_old_configs_default_to_off(
     assert network_from_config(game, node).value_pooling is True
 
 
-def test_compilation_cache_is_off_with_several_virtual_cpu_devices(tmp_path) -> None:
-    """Cached sharded programs deadlocked on XLA:CPU with two virtual devices (see
-    rlloop.parallel.configure_jax); one device keeps the cache."""
+def test_compilation_cache_is_off_for_ringrift_on_several_virtual_cpu_devices(tmp_path) -> None:
+    """Cached sharded RingRift programs deadlocked on XLA:CPU with two virtual devices (see
+    rlloop.parallel.configure_jax); one device, or another game, keeps the cache."""
     from rlloop import parallel
 
     before = jax.config.jax_compilation_cache_dir
     try:
-        for devices, expected in ((2, before), (1, str(tmp_path / "one"))):
+        cases = ((2, "ringrift_square8_2p", before), (1, "ringrift_square8_2p", "one"),
+                 (2, "connect4", "two"))  # fmt: skip
+        for devices, game, expected in cases:
+            jax.config.update("jax_compilation_cache_dir", before)
             hardware = OmegaConf.create({
                 "memory_fraction": 0, "compilation_cache": True, "num_cpu_devices": devices,
                 "platform": "cpu", "coordinator_address": "",
             })  # fmt: skip
-            parallel.configure_jax(hardware, cache_dir=tmp_path / "one")
-            assert jax.config.jax_compilation_cache_dir == expected, devices
+            folder = tmp_path / (expected if expected in ("one", "two") else "x")
+            parallel.configure_jax(hardware, cache_dir=folder, game=game)
+            want = str(folder) if expected in ("one", "two") else before
+            assert jax.config.jax_compilation_cache_dir == want, (devices, game)
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
