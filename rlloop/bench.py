@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 
 from rlloop import games
+from rlloop.games.base import select_games
 
 Record = dict[str, Any]
 SUITES: dict[str, Callable[[argparse.Namespace], Iterable[Record]]] = {}
@@ -88,11 +89,7 @@ def _random_move_with_reset(
         count = state.step_count if hasattr(state, "step_count") else state._step_count
         length = jnp.where(done, count, 0)
         fresh = batched_init(jax.random.split(reset_key, batch_size))
-        state = jax.tree.map(
-            lambda new, old: jnp.where(done.reshape(done.shape + (1,) * (old.ndim - 1)), new, old),
-            fresh,
-            state,
-        )
+        state = select_games(done, fresh, state)  # also fine for pgx states (a pytree)
         return state, done, length
 
     return move

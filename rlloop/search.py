@@ -168,9 +168,9 @@ def make_search(
         raise ValueError(f"search algorithm {algorithm!r} is unknown; valid: gumbel, puct")
     if max_actions < 0:
         raise ValueError(f"search max_actions must be >= 0 (0 = every action), got {max_actions}")
-    compact = max_actions if 0 < max_actions < game.num_actions else 0
     if max_forced_moves < 0:
         raise ValueError(f"search max_forced_moves must be >= 0, got {max_forced_moves}")
+    compact = max_actions if 0 < max_actions < game.num_actions else 0
     recurrent_fn = make_recurrent_fn(network, game, compact, max_forced_moves)
 
     def search(params: Any, key: jax.Array, states: State) -> mctx.PolicyOutput:

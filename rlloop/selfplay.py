@@ -21,7 +21,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from rlloop.games.base import Game, State, play_forced
+from rlloop.games.base import Game, State, play_forced, select_games
 from rlloop.search import SearchFn
 
 __all__ = ["SelfplayChunk", "make_selfplay", "new_games", "play_forced", "random_opening",
@@ -62,11 +62,7 @@ def random_opening(game: Game, states: State, key: jax.Array, max_moves: int) ->
         actions = jax.random.categorical(move_key, logits).astype(jnp.int32)
         played = jax.vmap(game.step)(states, actions)
         keep = (index < counts) & ~(played.terminated | played.truncated)
-        return jax.tree.map(
-            lambda new, old: jnp.where(keep.reshape(keep.shape + (1,) * (old.ndim - 1)), new, old),
-            played,
-            states,
-        )
+        return select_games(keep, played, states)
 
     return jax.lax.fori_loop(0, max_moves, body, states)
 
@@ -84,11 +80,7 @@ def reset_finished(
     """Replace finished games of the batch with new ones (branch-free)."""
     done = states.terminated | states.truncated
     fresh = new_games(game, key, done.shape[0], random_opening_moves=random_opening_moves)
-    return jax.tree.map(
-        lambda new, old: jnp.where(done.reshape(done.shape + (1,) * (old.ndim - 1)), new, old),
-        fresh,
-        states,
-    )
+    return select_games(done, fresh, states)
 
 
 def make_selfplay(

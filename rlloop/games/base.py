@@ -237,6 +237,13 @@ def _select(predicate: Array, on_true: State, on_false: State) -> State:
     return jax.tree.map(lambda a, b: jnp.where(predicate, a, b), on_true, on_false)
 
 
+def select_games(mask: Array, new: State, old: State) -> State:
+    """Per game of a batch: ``new`` where ``mask`` [B] is True, else ``old`` (states [B])."""
+    return jax.tree.map(
+        lambda a, b: jnp.where(mask.reshape(mask.shape + (1,) * (b.ndim - 1)), a, b), new, old
+    )
+
+
 # --------------------------------------------------------------------------- registry
 _REGISTRY: dict[str, Callable[[], Game]] = {}
 _INSTANCES: dict[str, Game] = {}
@@ -289,11 +296,6 @@ def play_forced(game: Game, states: State, max_moves: int) -> State:
         which = forced(states)
         action = jnp.argmax(states.legal_action_mask, axis=-1).astype(jnp.int32)
         played = jax.vmap(game.step)(states, action)
-        states = jax.tree.map(
-            lambda new, old: jnp.where(which.reshape(which.shape + (1,) * (old.ndim - 1)), new, old),
-            played,
-            states,
-        )
-        return states, count + 1
+        return select_games(which, played, states), count + 1
 
     return jax.lax.while_loop(cond, body, (states, jnp.int32(0)))[0]
