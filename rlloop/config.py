@@ -55,6 +55,9 @@ class ModelConfig:
     dtype: str = "float32"  # float32 | bfloat16 (activations; parameters stay float32)
     # Value head also sees board-wide means of the input planes and trunk channels.
     value_pooling: bool = False
+    # Weight of the game's fixed value prior (Game.value_prior) added to the value logits; the
+    # head learns the correction (0 = plain AlphaZero value head).
+    value_prior_weight: float = 0.0
 
 
 @dataclasses.dataclass

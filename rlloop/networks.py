@@ -10,11 +10,13 @@ the value head consistent with observations, which are also drawn from the mover
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rlloop.games.base import Game
 
@@ -51,6 +53,12 @@ class PolicyValueNet(nn.Module):
         observation's planes and of the trunk's channels (global average pooling), so
         game-wide counters (RingRift's eliminated rings, territory, rings in hand, broadcast
         as constant planes) reach it directly instead of through one 1x1-convolution channel.
+      value_prior: optional fixed evaluation ``observations [B, ...] -> [B, num_players]``
+        (mover-relative, like the values; a game's :meth:`~rlloop.games.base.Game.value_prior`)
+        added to the value head's pre-tanh output, scaled by ``value_prior_weight``: the head
+        then learns a correction to a known evaluation instead of the whole value from scratch
+        (see ``docs/design.md``). Without it (or at weight 0) the head is the plain one.
+      value_prior_weight: scale of ``value_prior`` in the value logits.
       dtype: activation dtype (parameters stay float32).
     """
 
@@ -61,6 +69,8 @@ class PolicyValueNet(nn.Module):
     channels: int = 32
     value_hidden: int = 64
     value_pooling: bool = False
+    value_prior: Callable[[jax.Array], jax.Array] | None = None
+    value_prior_weight: float = 0.0
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -84,7 +94,11 @@ class PolicyValueNet(nn.Module):
             policy = value = x
         logits = nn.Dense(self.num_actions, dtype=self.dtype)(policy)
         value = nn.relu(nn.Dense(self.value_hidden, dtype=self.dtype)(value))
-        values = jnp.tanh(nn.Dense(self.num_players, dtype=self.dtype)(value))
+        value_logits = nn.Dense(self.num_players, dtype=self.dtype)(value)
+        if self.value_prior is not None and self.value_prior_weight:
+            prior = self.value_prior(observations).astype(value_logits.dtype)
+            value_logits = value_logits + self.value_prior_weight * prior
+        values = jnp.tanh(value_logits)
         return logits.astype(jnp.float32), values.astype(jnp.float32)
 
 
@@ -97,10 +111,22 @@ def make_network(
     architecture: str = "resnet",
     dtype: str = "float32",
     value_pooling: bool = False,
+    value_prior_weight: float = 0.0,
 ) -> PolicyValueNet:
-    """The policy-value network for ``game`` with the given sizes."""
+    """The policy-value network for ``game`` with the given sizes.
+
+    ``value_prior_weight`` != 0 adds ``game.value_prior`` to the value logits (the game must
+    define one)."""
     if architecture not in ("resnet", "mlp"):
         raise ValueError(f"model architecture {architecture!r} is unknown; valid: resnet, mlp")
+    value_prior_weight = float(value_prior_weight)
+    if not np.isfinite(value_prior_weight):
+        raise ValueError(f"model value_prior_weight must be finite, got {value_prior_weight}")
+    if value_prior_weight and not game.has_value_prior:
+        raise ValueError(
+            f"model value_prior_weight={value_prior_weight} needs a game with a value prior; "
+            f"{game.name} has none (set model.value_prior_weight=0)"
+        )
     return PolicyValueNet(
         num_actions=game.num_actions,
         num_players=game.num_players,
@@ -109,6 +135,8 @@ def make_network(
         channels=channels,
         value_hidden=value_hidden,
         value_pooling=bool(value_pooling),
+        value_prior=game.value_prior if value_prior_weight else None,
+        value_prior_weight=value_prior_weight,
         dtype=jnp.dtype(dtype),
     )
 
@@ -123,6 +151,7 @@ def network_from_config(game: Game, model_config: Any) -> PolicyValueNet:
         architecture=str(model_config.architecture),
         dtype=str(model_config.dtype),
         value_pooling=bool(getattr(model_config, "value_pooling", False)),  # older runs: off
+        value_prior_weight=float(getattr(model_config, "value_prior_weight", 0.0)),
     )
 
 

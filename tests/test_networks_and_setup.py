@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from omegaconf import OmegaConf
 
 from rlloop import games
@@ -61,3 +62,36 @@ def test_compilation_cache_is_off_for_ringrift_on_several_virtual_cpu_devices(tm
             assert jax.config.jax_compilation_cache_dir == want, (devices, game)
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
+
+
+def test_value_prior_is_added_to_the_value_logits_with_its_weight() -> None:
+    """values = tanh(head + w * game.value_prior(obs)), with the same parameters as w = 0."""
+    game = games.make("ringrift_square8_2p")
+    plain = make_network(game, num_blocks=1, channels=8, value_hidden=16, value_pooling=True)
+    primed = make_network(game, num_blocks=1, channels=8, value_hidden=16, value_pooling=True,
+                          value_prior_weight=2.0)  # fmt: skip
+    params = init_params(plain, game, jax.random.key(0))
+    state = game.init(jax.random.key(0))
+    board = state.board.replace(elim=jnp.array([9, 3], jnp.int32), terr=jnp.array([0, 5], jnp.int32))
+    observations = jnp.stack([game.observe(state.replace(board=board), jnp.int32(p)) for p in (0, 1)])
+    _, v_plain = plain.apply(params, observations)
+    _, v_primed = primed.apply(params, observations)
+    # Progress = eliminated / VT + territory / TVM: seat 1 9/18, seat 2 3/18 + 5/33; each
+    # viewer's prior is its own progress minus the other's (index 0), and the negation (1).
+    lead = 9 / 18 - (3 / 18 + 5 / 33)
+    expected = np.array([[lead], [-lead]])
+    expected = np.concatenate([expected, -expected], axis=1)
+    np.testing.assert_allclose(game.value_prior(observations), expected, atol=1e-5)
+    np.testing.assert_allclose(np.arctanh(v_primed) - np.arctanh(v_plain), 2.0 * expected, atol=1e-4)
+
+
+def test_value_prior_needs_a_game_that_has_one_and_old_configs_default_to_none() -> None:
+    game = games.make("connect4")
+    with pytest.raises(ValueError, match=r"value_prior_weight=1\.5 needs a game with a value prior"):
+        make_network(game, num_blocks=1, channels=8, value_hidden=16, value_prior_weight=1.5)
+    node = OmegaConf.create({"num_blocks": 1, "channels": 8, "value_hidden": 16,
+                             "architecture": "resnet", "dtype": "float32"})  # fmt: skip
+    assert network_from_config(game, node).value_prior is None  # a run saved before the key
+    node.value_prior_weight = 0.5
+    rr = games.make("ringrift_square8_2p")
+    assert network_from_config(rr, node).value_prior_weight == 0.5

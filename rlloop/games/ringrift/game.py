@@ -149,6 +149,26 @@ class RingRift(Game):
         out = jnp.zeros((gh, gw, c), jnp.float32)
         return out.at[self._grid[:, 0], self._grid[:, 1]].set(feats)
 
+    has_value_prior = True
+
+    def value_prior(self, observations: Array) -> Array:
+        """Progress towards the two win conditions, each player against the others' mean.
+
+        A player's progress is ``eliminated / VT + territory / TVM`` (credited eliminations
+        R16/R65, collapsed cells R66), read from the observation's broadcast counter planes;
+        the prior of player k (viewer-relative) is k's progress minus the mean of the other
+        players'. [B, P], in [-2, 2]. Used as ``model.value_prior_weight`` x prior in the
+        value logits: search then prefers moves that credit eliminations or territory from
+        the first iteration, and the network learns the correction to that.
+        """
+        pp = self.num_players
+        base = 5 * pp + 8  # per-player counter planes: hand, eliminated, territory
+        counters = jnp.max(observations[..., base: base + 3 * pp], axis=(1, 2))  # [B, 3P]
+        counters = counters.reshape(counters.shape[0], pp, 3)
+        progress = counters[..., 1] + counters[..., 2]  # elim / VT + terr / TVM, [B, P]
+        others = (jnp.sum(progress, axis=-1, keepdims=True) - progress) / (pp - 1)
+        return (progress - others).astype(jnp.float32)
+
     def render(self, state: State) -> str:
         rules = self.rules
         b = jax.tree.map(np.asarray, state.board)
