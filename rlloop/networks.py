@@ -122,7 +122,7 @@ def make_network(
     value_prior_weight = float(value_prior_weight)
     if not np.isfinite(value_prior_weight):
         raise ValueError(f"model value_prior_weight must be finite, got {value_prior_weight}")
-    if value_prior_weight and not game.has_value_prior:
+    if value_prior_weight and game.value_prior is None:
         raise ValueError(
             f"model value_prior_weight={value_prior_weight} needs a game with a value prior; "
             f"{game.name} has none (set model.value_prior_weight=0)"

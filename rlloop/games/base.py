@@ -210,14 +210,11 @@ class Game(abc.ABC):
             ),
         )
 
-    has_value_prior: bool = False
-
-    def value_prior(self, observations: Array) -> Array:
-        """A fixed evaluation of batched observations [B, *observation_shape] from each one's
-        viewer: float32 [B, num_players] (index 0 the viewer, k the k-th next seat), roughly in
-        [-1, 1], that a network may add to its value logits (``model.value_prior_weight``).
-        Games that define one set ``has_value_prior = True``."""
-        raise NotImplementedError(f"{self.name} defines no value prior")
+    # Optional fixed evaluation that a network may add to its value logits
+    # (``model.value_prior_weight``): ``value_prior(observations [B, *observation_shape])`` ->
+    # float32 [B, num_players] from each observation's viewer (index 0 the viewer, k the k-th
+    # next seat), roughly in [-1, 1]. Games that have one define it as a method.
+    value_prior: Callable[[Array], Array] | None = None
 
     @property
     def num_features(self) -> int:

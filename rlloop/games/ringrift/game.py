@@ -149,8 +149,6 @@ class RingRift(Game):
         out = jnp.zeros((gh, gw, c), jnp.float32)
         return out.at[self._grid[:, 0], self._grid[:, 1]].set(feats)
 
-    has_value_prior = True
-
     def value_prior(self, observations: Array) -> Array:
         """Progress towards the two win conditions, each player against the others' mean.
 
