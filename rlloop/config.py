@@ -58,6 +58,8 @@ class ModelConfig:
     # Weight of the game's fixed value prior (Game.value_prior) added to the value logits; the
     # head learns the correction (0 = plain AlphaZero value head).
     value_prior_weight: float = 0.0
+    # The value head's output layer starts at zero: untrained values = tanh(weight x prior).
+    value_zero_init: bool = False
 
 
 @dataclasses.dataclass

@@ -59,6 +59,10 @@ class PolicyValueNet(nn.Module):
         then learns a correction to a known evaluation instead of the whole value from scratch
         (see ``docs/design.md``). Without it (or at weight 0) the head is the plain one.
       value_prior_weight: scale of ``value_prior`` in the value logits.
+      value_zero_init: the value head's output layer starts at zero, so an untrained network's
+        values are exactly ``tanh(value_prior_weight * value_prior)`` (0 without a prior)
+        instead of a random function of the position; with ``train.value_loss_weight=0`` they
+        stay so.
       dtype: activation dtype (parameters stay float32).
     """
 
@@ -71,6 +75,7 @@ class PolicyValueNet(nn.Module):
     value_pooling: bool = False
     value_prior: Callable[[jax.Array], jax.Array] | None = None
     value_prior_weight: float = 0.0
+    value_zero_init: bool = False
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -94,7 +99,12 @@ class PolicyValueNet(nn.Module):
             policy = value = x
         logits = nn.Dense(self.num_actions, dtype=self.dtype)(policy)
         value = nn.relu(nn.Dense(self.value_hidden, dtype=self.dtype)(value))
-        value_logits = nn.Dense(self.num_players, dtype=self.dtype)(value)
+        zero = nn.initializers.zeros
+        value_logits = (
+            nn.Dense(self.num_players, dtype=self.dtype, kernel_init=zero, bias_init=zero)(value)
+            if self.value_zero_init
+            else nn.Dense(self.num_players, dtype=self.dtype)(value)
+        )
         if self.value_prior is not None and self.value_prior_weight:
             prior = self.value_prior(observations).astype(value_logits.dtype)
             value_logits = value_logits + self.value_prior_weight * prior
@@ -112,6 +122,7 @@ def make_network(
     dtype: str = "float32",
     value_pooling: bool = False,
     value_prior_weight: float = 0.0,
+    value_zero_init: bool = False,
 ) -> PolicyValueNet:
     """The policy-value network for ``game`` with the given sizes.
 
@@ -137,6 +148,7 @@ def make_network(
         value_pooling=bool(value_pooling),
         value_prior=game.value_prior if value_prior_weight else None,
         value_prior_weight=value_prior_weight,
+        value_zero_init=bool(value_zero_init),
         dtype=jnp.dtype(dtype),
     )
 
@@ -152,6 +164,7 @@ def network_from_config(game: Game, model_config: Any) -> PolicyValueNet:
         dtype=str(model_config.dtype),
         value_pooling=bool(getattr(model_config, "value_pooling", False)),  # older runs: off
         value_prior_weight=float(getattr(model_config, "value_prior_weight", 0.0)),
+        value_zero_init=bool(getattr(model_config, "value_zero_init", False)),
     )
 
 

@@ -85,6 +85,43 @@ def test_value_prior_is_added_to_the_value_logits_with_its_weight() -> None:
     np.testing.assert_allclose(np.arctanh(v_primed) - np.arctanh(v_plain), 2.0 * expected, atol=1e-4)
 
 
+def test_value_zero_init_starts_at_the_prior_and_stays_there_without_a_value_loss() -> None:
+    """value_zero_init: untrained values are exactly tanh(w * prior); training with value
+    loss weight 0 moves the trunk and the policy but never the value head's output layer."""
+    import optax
+
+    from rlloop.train import init_train_state, make_train_step
+
+    game = games.make("ringrift_square8_2p")
+    net = make_network(game, num_blocks=1, channels=8, value_hidden=16, value_pooling=True,
+                       value_prior_weight=2.0, value_zero_init=True)  # fmt: skip
+    params = init_params(net, game, jax.random.key(0))
+    state = game.init(jax.random.key(0))
+    board = state.board.replace(elim=jnp.array([9, 3], jnp.int32), terr=jnp.array([0, 5], jnp.int32))
+    observations = jnp.stack([game.observe(state.replace(board=board), jnp.int32(p)) for p in (0, 1)])
+    prior = np.tanh(2.0 * np.asarray(game.value_prior(observations)))
+    assert np.abs(prior).max() > 0.3  # the check below can tell a prior from zeros
+    np.testing.assert_allclose(net.apply(params, observations)[1], prior, atol=1e-6)
+    # A random network (the default) does not start at the prior.
+    plain = make_network(game, num_blocks=1, channels=8, value_hidden=16, value_pooling=True,
+                         value_prior_weight=2.0)  # fmt: skip
+    random_values = plain.apply(init_params(plain, game, jax.random.key(0)), observations)[1]
+    assert np.abs(np.asarray(random_values) - prior).max() > 1e-3
+
+    optimizer = optax.adam(1e-2)
+    step = jax.jit(make_train_step(net, optimizer, value_loss_weight=0.0, symmetry_tables=None))
+    policy = jax.nn.one_hot(jnp.array([3, 5]), game.num_actions)
+    batches = {"observation": observations[None], "policy": policy[None],
+               "value": jnp.array([[[1.0, -1.0], [1.0, -1.0]]])}  # fmt: skip
+    train_state = init_train_state(params, optimizer)
+    for _ in range(3):
+        train_state, _ = step(train_state, batches, jnp.int32(0), jax.random.key(1))
+    logits_before = net.apply(params, observations)[0]
+    logits_after, values_after = net.apply(train_state.params, observations)
+    assert np.abs(np.asarray(logits_after - logits_before)).max() > 1e-3  # the trunk trained
+    np.testing.assert_allclose(values_after, prior, atol=1e-6)
+
+
 def test_value_prior_needs_a_game_that_has_one_and_old_configs_default_to_none() -> None:
     game = games.make("connect4")
     with pytest.raises(ValueError, match=r"value_prior_weight=1\.5 needs a game with a value prior"):
