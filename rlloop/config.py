@@ -105,6 +105,9 @@ class TrainConfig:
     value_lambda: float = 1.0
     batch_size: int = 256
     steps_per_iteration: int = 32
+    # Replay ratio cap: train at most this many samples per sample added to replay over the
+    # run (steps_per_iteration stays the most per iteration); 0 = always steps_per_iteration.
+    samples_per_insert: float = 0.0
     replay_capacity: int = 200_000
     min_replay_size: int = 1_000
     augment: bool = True
@@ -251,6 +254,10 @@ def validate(config: DictConfig) -> DictConfig:
         problems.append(f"loop.max_minutes={config.loop.max_minutes} must be >= 0 (0: no limit)")
     if config.loop.random_opening_moves < 0 or config.loop.temperature_moves < 0:
         problems.append("loop.random_opening_moves and loop.temperature_moves must be >= 0")
+    if not config.train.samples_per_insert >= 0:  # also refuses NaN
+        problems.append(
+            f"train.samples_per_insert={config.train.samples_per_insert} must be >= 0 (0: off)"
+        )
     if not 0.0 <= config.train.value_lambda <= 1.0:
         problems.append(f"train.value_lambda={config.train.value_lambda} must be in [0, 1]")
     if config.loop.max_forced_moves < 0:

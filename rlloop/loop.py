@@ -146,6 +146,7 @@ class Loop:
             else None
         )
         self.chunks_played = 0
+        self._gated_at_step = 0  # training step of the last gated candidate
         self._promoted: dict[str, tuple[Any, int]] = {}  # model id -> (params, chunk of promotion)
         self._next_champion: str | None = None
         self.telemetry.message(
@@ -438,11 +439,28 @@ class Loop:
             f"({self.chunks_played - promoted_at_chunk} chunks later)"
         )
 
+    def train_steps_due(self) -> int:
+        """Optimiser steps this iteration: ``steps_per_iteration``, or with
+        ``samples_per_insert`` > 0 fewer when the run has already trained that many samples per
+        sample added to replay (early on, a small replay is otherwise overfitted: 48 steps of
+        256 on the first 2,000 samples are six epochs)."""
+        train_config = self.config.train
+        steps = int(train_config.steps_per_iteration)
+        ratio = float(train_config.samples_per_insert)
+        if ratio > 0:
+            batch = int(train_config.batch_size)
+            allowed = ratio * self.replay.total_added - int(self.train_state.step) * batch
+            steps = max(0, min(steps, int(allowed // batch)))
+        return steps
+
     def train(self) -> dict[str, Any]:
-        """``steps_per_iteration`` optimiser steps on replay samples (skipped while replay is
+        """``train_steps_due()`` optimiser steps on replay samples (skipped while replay is
         below ``min_replay_size``)."""
         train_config = self.config.train
         if len(self.replay) < int(train_config.min_replay_size):
+            return {"train_skipped": True}
+        due = self.train_steps_due()
+        if due == 0:
             return {"train_skipped": True}
         start = time.perf_counter()
         batches = self.replay.sample(
@@ -451,9 +469,11 @@ class Loop:
             num_batches=int(train_config.steps_per_iteration),
         )
         batches = parallel.put_batch(batches, self.mesh, axis=1)
+        # Always steps_per_iteration batches (one device shape, one compiled step); the first
+        # ``due`` are used.
         keys = jax.random.split(self._next_key(), int(train_config.steps_per_iteration))
         step_metrics = []
-        for index in range(int(train_config.steps_per_iteration)):
+        for index in range(due):
             self.train_state, metrics = self._train_step(
                 self.train_state, batches, np.int32(index), keys[index]
             )
@@ -564,7 +584,14 @@ class Loop:
         else:
             metrics.update(self.train())
         self.iteration += 1
-        if self.gate is not None and self.iteration % int(self.config.gate.every) == 0 and not metrics.get("train_skipped"):
+        # Gate only a network that has trained since the last gate (never an untrained one;
+        # with train.samples_per_insert an iteration may train nothing).
+        trained_step = int(self.train_state.step)
+        if (
+            self.gate is not None and self.iteration % int(self.config.gate.every) == 0
+            and trained_step > self._gated_at_step
+        ):  # fmt: skip
+            self._gated_at_step = trained_step
             metrics.update(self.run_gate())
         if (
             self.perfect_play is not None and self.gate is None

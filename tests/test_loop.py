@@ -55,6 +55,24 @@ def test_api_runs_writes_and_loads_agent(tmp_path: Path) -> None:
         rlloop.load_agent(tmp_path, which="best")
 
 
+def test_samples_per_insert_caps_training_at_a_replay_ratio(tmp_path: Path) -> None:
+    """train.samples_per_insert: trained samples never exceed ratio x samples added, with
+    steps_per_iteration still the most per iteration; a negative ratio is refused."""
+    ratio, batch = 0.5, 32
+    config = rlloop.compose(["game=tictactoe", *SMOKE, "loop.iterations=4", "gate.enabled=false",
+                             f"train.samples_per_insert={ratio}", "train.steps_per_iteration=16"])  # fmt: skip
+    with rlloop.Loop(config, run_dir=tmp_path) as loop:
+        history = loop.run(iterations=4)
+        added = loop.replay.total_added
+        steps = int(loop.train_state.step)
+    # 4 x 16 steps uncapped; capped to floor(ratio * added / batch) over the run.
+    assert 0 < steps < 4 * 16
+    assert steps * batch <= ratio * added < (steps + 1) * batch + 16 * batch
+    assert all(h.get("train_step", 0) <= 16 * h["iteration"] for h in history)
+    with pytest.raises(ValueError, match="samples_per_insert=-1"):
+        rlloop.compose(["game=tictactoe", "train.samples_per_insert=-1"])
+
+
 def test_load_agent_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not an rlloop run directory"):
         rlloop.load_agent(tmp_path)
