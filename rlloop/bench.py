@@ -253,13 +253,7 @@ def make_rlloop_selfplay(
     play = make_selfplay(
         game, search, moves_per_chunk=num_moves, temperature_moves=TEMPERATURE_MOVES
     )
-    replicated = parallel.replicated(mesh)
-    by_game = parallel.batch_sharding(mesh)
-    jitted = jax.jit(
-        play,
-        in_shardings=(replicated, by_game, replicated),
-        out_shardings=(by_game, parallel.batch_sharding(mesh, axis=1)),
-    )
+    jitted = parallel.jit_selfplay(play, mesh)
     params = parallel.put_replicated(params, mesh)
     states = parallel.put_batch(new_games(game, jax.random.key(2), batch_size), mesh)
     compiled, seconds = _compile(jitted, params, states, jax.random.key(0))

@@ -178,11 +178,7 @@ class Loop:
         replicated = parallel.replicated(mesh)
         by_game = parallel.batch_sharding(mesh)
         by_game_time_major = parallel.batch_sharding(mesh, axis=1)
-        self._play = jax.jit(
-            play,
-            in_shardings=(replicated, by_game, replicated),
-            out_shardings=(by_game, by_game_time_major),
-        )
+        self._play = parallel.jit_selfplay(play, mesh)
         tables = stack_symmetries(self.game.symmetries()) if config.train.augment else None
         train_step = make_train_step(
             self.network,
