@@ -60,6 +60,8 @@ class ModelConfig:
     value_prior_weight: float = 0.0
     # The value head's output layer starts at zero: untrained values = tanh(weight x prior).
     value_zero_init: bool = False
+    # The value head has its own trunk (grid observations): policy training never moves it.
+    separate_value_trunk: bool = False
 
 
 @dataclasses.dataclass

@@ -59,6 +59,10 @@ class PolicyValueNet(nn.Module):
         then learns a correction to a known evaluation instead of the whole value from scratch
         (see ``docs/design.md``). Without it (or at weight 0) the head is the plain one.
       value_prior_weight: scale of ``value_prior`` in the value logits.
+      separate_value_trunk: (grid observations) the value head has its own trunk of the same
+        size instead of sharing the policy's (as AlphaGo's separate policy and value networks):
+        the policy loss then never changes the value's features, and with
+        ``train.value_loss_weight=0`` the values stay exactly those of the initial network.
       value_zero_init: the value head's output layer starts at zero, so an untrained network's
         values are exactly ``tanh(value_prior_weight * value_prior)`` (0 without a prior)
         instead of a random function of the position; with ``train.value_loss_weight=0`` they
@@ -76,6 +80,7 @@ class PolicyValueNet(nn.Module):
     value_prior: Callable[[jax.Array], jax.Array] | None = None
     value_prior_weight: float = 0.0
     value_zero_init: bool = False
+    separate_value_trunk: bool = False
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -87,11 +92,17 @@ class PolicyValueNet(nn.Module):
             for _ in range(self.num_blocks):
                 x = ResidualBlock(self.channels, dtype=self.dtype)(x)
             policy = nn.relu(nn.Conv(2, (1, 1), dtype=self.dtype)(x))
-            value = nn.relu(nn.Conv(1, (1, 1), dtype=self.dtype)(x))
+            if self.separate_value_trunk:
+                xv = nn.relu(nn.Conv(self.channels, (3, 3), dtype=self.dtype)(planes))
+                for _ in range(self.num_blocks):
+                    xv = ResidualBlock(self.channels, dtype=self.dtype)(xv)
+            else:
+                xv = x
+            value = nn.relu(nn.Conv(1, (1, 1), dtype=self.dtype)(xv))
             policy = policy.reshape((policy.shape[0], -1))
             value = value.reshape((value.shape[0], -1))
             if self.value_pooling:
-                value = jnp.concatenate([value, planes.mean(axis=(1, 2)), x.mean(axis=(1, 2))], -1)
+                value = jnp.concatenate([value, planes.mean(axis=(1, 2)), xv.mean(axis=(1, 2))], -1)
         else:
             x = x.reshape((x.shape[0], -1))
             for _ in range(self.num_blocks):
@@ -123,6 +134,7 @@ def make_network(
     value_pooling: bool = False,
     value_prior_weight: float = 0.0,
     value_zero_init: bool = False,
+    separate_value_trunk: bool = False,
 ) -> PolicyValueNet:
     """The policy-value network for ``game`` with the given sizes.
 
@@ -149,6 +161,7 @@ def make_network(
         value_prior=game.value_prior if value_prior_weight else None,
         value_prior_weight=value_prior_weight,
         value_zero_init=bool(value_zero_init),
+        separate_value_trunk=bool(separate_value_trunk),
         dtype=jnp.dtype(dtype),
     )
 
@@ -165,6 +178,7 @@ def network_from_config(game: Game, model_config: Any) -> PolicyValueNet:
         value_pooling=bool(getattr(model_config, "value_pooling", False)),  # older runs: off
         value_prior_weight=float(getattr(model_config, "value_prior_weight", 0.0)),
         value_zero_init=bool(getattr(model_config, "value_zero_init", False)),
+        separate_value_trunk=bool(getattr(model_config, "separate_value_trunk", False)),
     )
 
 

@@ -122,6 +122,40 @@ def test_value_zero_init_starts_at_the_prior_and_stays_there_without_a_value_los
     np.testing.assert_allclose(values_after, prior, atol=1e-6)
 
 
+def test_separate_value_trunk_keeps_the_values_when_only_the_policy_trains() -> None:
+    """separate_value_trunk: the value head reads its own trunk, so policy-only training
+    (value loss weight 0) changes the logits and not a single value; the shared trunk does
+    change the values."""
+    import optax
+
+    from rlloop.train import init_train_state, make_train_step
+
+    game = games.make("connect4")
+    states = jax.vmap(game.init)(jax.random.split(jax.random.key(0), 4))
+    for moves in ([0, 1, 2, 3], [3, 3, 6, 5], [4, 0, 6, 2]):
+        states = jax.vmap(game.step)(states, jnp.array(moves))
+    observations = jax.vmap(game.observe)(states, states.current_player)
+    batches = {"observation": observations[None],
+               "policy": jax.nn.one_hot(jnp.array([0, 1, 2, 3]), game.num_actions)[None],
+               "value": jnp.ones((1, 4, 2))}  # fmt: skip
+    changes = {}
+    for separate in (True, False):
+        net = make_network(game, num_blocks=1, channels=8, value_hidden=16, value_pooling=True,
+                           separate_value_trunk=separate)  # fmt: skip
+        params = init_params(net, game, jax.random.key(0))
+        optimizer = optax.adam(1e-2)
+        step = jax.jit(make_train_step(net, optimizer, value_loss_weight=0.0, symmetry_tables=None))
+        train_state = init_train_state(params, optimizer)
+        for _ in range(3):
+            train_state, _ = step(train_state, batches, jnp.int32(0), jax.random.key(1))
+        logits0, values0 = net.apply(params, observations)
+        logits1, values1 = net.apply(train_state.params, observations)
+        assert np.abs(np.asarray(logits1 - logits0)).max() > 1e-3
+        changes[separate] = float(np.abs(np.asarray(values1 - values0)).max())
+    assert changes[True] == 0.0
+    assert changes[False] > 1e-4
+
+
 def test_value_prior_needs_a_game_that_has_one_and_old_configs_default_to_none() -> None:
     game = games.make("connect4")
     with pytest.raises(ValueError, match=r"value_prior_weight=1\.5 needs a game with a value prior"):
