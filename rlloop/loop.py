@@ -178,6 +178,7 @@ class Loop:
         replicated = parallel.replicated(mesh)
         by_game = parallel.batch_sharding(mesh)
         by_game_time_major = parallel.batch_sharding(mesh, axis=1)
+        self._play_local = play  # one device's program (tests compare the sharded run with it)
         self._play = parallel.jit_selfplay(play, mesh)
         tables = stack_symmetries(self.game.symmetries()) if config.train.augment else None
         train_step = make_train_step(

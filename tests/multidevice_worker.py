@@ -1,7 +1,10 @@
 """Run one self-play chunk and one training call on N virtual CPU devices; save the results.
 
 Used by tests/test_parallel.py in a subprocess: ``python multidevice_worker.py N OUT.npz``.
-The total batch is the same for every N, so the results must match across N.
+Self-play runs one program per device (``parallel.jit_selfplay``): device ``d`` plays its slice
+of the games with key ``fold_in(key, d)``, so the worker also plays each slice with the plain
+one-device program (``reference_*``) to compare. Training runs on batches built from those
+reference games, the same for every N, so its results must match across N.
 """
 
 from __future__ import annotations
@@ -34,11 +37,30 @@ def main() -> None:
     loop = rlloop.Loop(config, run_dir=out + ".run")
     assert loop.num_devices == num_devices, (loop.num_devices, jax.devices())
     assert len(loop.states.current_player.sharding.device_set) == num_devices
-    loop.states, chunk = loop._play(loop.params, loop.states, jax.random.key(42))
+    key = jax.random.key(42)
+    states = jax.device_get(loop.states)
+    loop.states, chunk = loop._play(loop.params, loop.states, key)
     chunk = jax.device_get(chunk)
+    local = jax.jit(loop._play_local)  # the one-device program, on one device
+
+    def played_in_slices(count: int) -> dict[str, np.ndarray]:
+        """The 16 games split into ``count`` slices, slice d played alone with fold_in(key, d)."""
+        size = 16 // count
+        parts = [
+            jax.device_get(local(
+                loop.params, jax.tree.map(lambda x, d=d: x[d * size:(d + 1) * size], states),
+                jax.random.fold_in(key, d),
+            )[1])
+            for d in range(count)
+        ]  # fmt: skip
+        return {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
+
+    reference = played_in_slices(num_devices)
+    # Training batches that do not depend on N: the games of a 2-way split.
+    train_chunk = reference if num_devices == 2 else played_in_slices(2)
     batches = {
-        "observation": chunk["observation"][:4, :8].reshape(4, 8, 6, 7, 2).repeat(4, axis=1),
-        "policy": chunk["improved_policy"][:4, :8].repeat(4, axis=1),
+        "observation": train_chunk["observation"][:4, :8].reshape(4, 8, 6, 7, 2).repeat(4, axis=1),
+        "policy": train_chunk["improved_policy"][:4, :8].repeat(4, axis=1),
         "value": np.zeros((4, 32, 2), np.float32),
     }
     from rlloop import parallel
@@ -54,6 +76,9 @@ def main() -> None:
         policy=chunk["improved_policy"],
         player=chunk["player"],
         done=chunk["done"],
+        reference_policy=reference["improved_policy"],
+        reference_player=reference["player"],
+        reference_done=reference["done"],
         loss=np.asarray(jax.device_get(losses)),
         **{f"param{i}": leaf for i, leaf in enumerate(leaves)},
     )

@@ -1,5 +1,8 @@
 """Self-play and training on several simulated CPU devices match one device.
 
+Self-play: each device's games equal its slice played alone by the one-device program with
+the device's key. Training (a gradient all-reduce across devices) equals one device's.
+
 Each configuration runs in its own process (the device count is fixed when JAX starts) with a
 hard timeout, so a stalled cross-device collective fails the test instead of hanging it.
 """
@@ -35,9 +38,12 @@ def _run(num_devices: int, tmp_path: Path) -> dict[str, np.ndarray]:
 
 def test_two_devices_match_one(tmp_path: Path) -> None:
     one, two = _run(1, tmp_path), _run(2, tmp_path)
-    np.testing.assert_array_equal(one["player"], two["player"])
-    np.testing.assert_array_equal(one["done"], two["done"])
-    np.testing.assert_allclose(one["policy"], two["policy"], atol=1e-5)
+    for run in (one, two):
+        np.testing.assert_array_equal(run["player"], run["reference_player"])
+        np.testing.assert_array_equal(run["done"], run["reference_done"])
+        np.testing.assert_allclose(run["policy"], run["reference_policy"], atol=1e-5)
+    # The two devices play different games from each other (their keys differ).
+    assert not np.allclose(two["policy"][:, :8], two["policy"][:, 8:])
     np.testing.assert_allclose(one["loss"], two["loss"], rtol=1e-5)
     params = sorted(k for k in one if k.startswith("param"))
     assert params
