@@ -90,7 +90,9 @@ def loss_fn(
     policy_loss = -jnp.sum(target * log_probs, axis=-1).mean()
     target_entropy = -jnp.sum(jnp.where(target > 0, target * jnp.log(target), 0.0), axis=-1).mean()
     value_loss = jnp.mean((values - batch["value"]) ** 2)
-    total = policy_loss + value_loss_weight * value_loss
+    # Weight 0 leaves the value out of the loss altogether (not x 0.0), so autodiff skips the
+    # value path's backward pass (a separate value trunk then costs only its forward).
+    total = policy_loss + value_loss_weight * value_loss if value_loss_weight else policy_loss
     return total, {
         "loss": total,
         "policy_loss": policy_loss,
