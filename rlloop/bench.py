@@ -18,7 +18,10 @@ Suites:
             K times from Python (as the loop does) and, for the 2x32 net, the K steps in one
             jitted ``lax.scan``; compile time of each.
   devices   rlloop self-play with 1 host device (XLA's intra-op threads) vs N forced host
-            devices at the same total batch, each in a fresh subprocess.
+            devices at the same total batch, each in a fresh subprocess; on N devices also
+            rlloop's one-program-per-device chunk (shard_map) vs the same chunk under plain
+            jax.jit shardings (XLA's SPMD split). ``--devices-game ringrift_square8_2p`` for
+            RingRift (one configuration: 2x32 net, 8 simulations, batch 256).
   ringrift  the 12 RingRift configurations (``--ringrift-configs`` for a subset): random-play
             steps/s at batch 1, 64 and 1024 with compile time and XLA's memory estimate
             (a batch that does not fit is reported as skipped), bytes per game state, the
@@ -238,9 +241,12 @@ class _Carried:
 
 def make_rlloop_selfplay(
     network: Any, params: Any, *, num_simulations: int, batch_size: int, num_moves: int, mesh: Any,
-    game_name: str = "connect4",
+    game_name: str = "connect4", program: str = "shard_map",
 ) -> tuple[Callable[[Any, jax.Array], tuple[Any, Any]], Any, float]:  # fmt: skip
-    """rlloop's self-play chunk, jitted and sharded exactly as :class:`rlloop.loop.Loop` does.
+    """rlloop's self-play chunk, jitted and sharded exactly as :class:`rlloop.loop.Loop` does
+    (``program="shard_map"``: one program per device, ``parallel.jit_selfplay``), or with
+    ``program="jit"`` as plain ``jax.jit`` with batch shardings, which leaves the split to
+    XLA's SPMD partitioner (the reference in the ``devices`` suite).
 
     Returns (``step(states, key) -> (states, chunk)``, the first states, compile seconds).
     """
@@ -253,7 +259,17 @@ def make_rlloop_selfplay(
     play = make_selfplay(
         game, search, moves_per_chunk=num_moves, temperature_moves=TEMPERATURE_MOVES
     )
-    jitted = parallel.jit_selfplay(play, mesh)
+    if program == "shard_map":
+        jitted = parallel.jit_selfplay(play, mesh)
+    elif program == "jit":
+        by_game = parallel.batch_sharding(mesh)
+        jitted = jax.jit(
+            play,
+            in_shardings=(parallel.replicated(mesh), by_game, parallel.replicated(mesh)),
+            out_shardings=(by_game, parallel.batch_sharding(mesh, axis=1)),
+        )
+    else:
+        raise ValueError(f"program={program!r}; valid: shard_map, jit")
     params = parallel.put_replicated(params, mesh)
     states = parallel.put_batch(new_games(game, jax.random.key(2), batch_size), mesh)
     compiled, seconds = _compile(jitted, params, states, jax.random.key(0))
@@ -428,14 +444,15 @@ def time_interleaved(fns: list[Callable[[], Any]], args: argparse.Namespace) -> 
 
 
 def measure_rlloop_selfplay(
-    net: str, num_simulations: int, batch_size: int, args: argparse.Namespace, mesh: Any
-) -> tuple[float, float]:
-    """(moves/s, compile seconds) of rlloop's self-play chunk."""
-    network, params = _network_and_params(net)
+    net: str, num_simulations: int, batch_size: int, args: argparse.Namespace, mesh: Any,
+    game_name: str = "connect4", program: str = "shard_map",
+) -> tuple[float, float]:  # fmt: skip
+    """(moves/s, compile seconds) of rlloop's self-play chunk (see make_rlloop_selfplay)."""
+    network, params = _network_and_params(net, game_name)
     num_moves = moves_per_call(batch_size)
     step, states, compile_seconds = make_rlloop_selfplay(
         network, params, num_simulations=num_simulations, batch_size=batch_size,
-        num_moves=num_moves, mesh=mesh,
+        num_moves=num_moves, mesh=mesh, game_name=game_name, program=program,
     )  # fmt: skip
     seconds = _time_carried(_Carried(step, states), args)
     return batch_size * num_moves / seconds, compile_seconds
@@ -624,22 +641,32 @@ SUITES["train"] = _train_suite
 
 def _devices_grid(args: argparse.Namespace) -> list[tuple[str, int, int]]:
     """(net, simulations, total batch) configurations of the ``devices`` suite."""
-    if args.quick:
-        return [("2x32", 8, 64)]
+    if args.quick or args.devices_game != "connect4":
+        return [("2x32", 8, 64 if args.quick else 256)]
     return [("2x32", 8, 256), ("2x32", 32, 256), ("4x64", 32, 256)]
 
 
 def _devices_child(args: argparse.Namespace) -> Iterable[Record]:
-    """Run in a fresh process with ``args.devices_child`` host devices (see ``main``)."""
+    """Run in a fresh process with ``args.devices_child`` host devices (see ``main``). On
+    several devices it also measures the plain-jit program (XLA's SPMD split) side by side."""
     from rlloop import parallel
 
     mesh = parallel.make_mesh()
     net, sims, batch = args.child_config.split(":")
-    rate, compile_seconds = measure_rlloop_selfplay(net, int(sims), int(batch), args, mesh)
-    config = {"game": "connect4", "net": net, "simulations": int(sims),
-              "batch_size": int(batch), "devices": mesh.devices.size}
-    yield record("devices_selfplay_moves", rate, "moves/s", **config)
-    yield record("devices_selfplay_compile", compile_seconds, "s", **config)
+    config = {"game": args.devices_game, "net": net, "simulations": int(sims),
+              "batch_size": int(batch), "devices": mesh.devices.size}  # fmt: skip
+    programs = ("shard_map", "jit") if mesh.devices.size > 1 else ("shard_map",)
+    rates = {}
+    for program in programs:
+        rate, compile_seconds = measure_rlloop_selfplay(
+            net, int(sims), int(batch), args, mesh, game_name=args.devices_game, program=program
+        )
+        rates[program] = rate
+        name = "devices_selfplay" if program == "shard_map" else "devices_selfplay_spmd_jit"
+        yield record(f"{name}_moves", rate, "moves/s", **config)
+        yield record(f"{name}_compile", compile_seconds, "s", **config)
+    if len(programs) > 1:
+        yield record("devices_shard_map_vs_spmd_jit", rates["shard_map"] / rates["jit"], "x", **config)
 
 
 def _run_child(command: list[str], timeout: float) -> list[Record]:
@@ -663,13 +690,14 @@ def _devices_suite(args: argparse.Namespace) -> Iterable[Record]:
         # both sides of a ratio see nearly the same machine load.
         for count in counts:
             command = [sys.executable, "-m", "rlloop.bench", "--devices-child", str(count),
-                       "--child-config", f"{net}:{sims}:{batch}", "--seconds", str(args.seconds)]
+                       "--child-config", f"{net}:{sims}:{batch}", "--seconds", str(args.seconds),
+                       "--devices-game", args.devices_game]
             for item in _run_child(command, args.child_timeout):
                 yield item
                 if item["name"] == "devices_selfplay_moves":
                     rates[count] = item["value"]
         yield record(
-            "devices_ratio", rates[counts[1]] / rates[1], "x", game="connect4", net=net,
+            "devices_ratio", rates[counts[1]] / rates[1], "x", game=args.devices_game, net=net,
             simulations=sims, batch_size=batch, devices=counts[1], versus=1,
         )  # fmt: skip
 
@@ -888,6 +916,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=None,
                         help="host devices for rlloop's side (default: hardware=cpu's "
                              "num_cpu_devices); only when JAX has not started yet")
+    parser.add_argument("--devices-game", default="connect4",
+                        help="devices suite: the game (connect4, or a RingRift configuration "
+                             "such as ringrift_square8_2p)")
     parser.add_argument("--child-timeout", type=float, default=1800.0,
                         help="seconds a `devices` subprocess may run (default 1800)")
     # The `devices` suite runs itself in subprocesses with this flag: JAX's host device count

@@ -64,10 +64,15 @@ def test_devices_child_measures_in_this_process(capsys: pytest.CaptureFixture[st
     argv = ["--devices-child", "1", "--child-config", "2x32:8:64", "--seconds", "0.01"]
     assert bench.main(argv) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [line["name"] for line in lines] == ["devices_selfplay_moves", "devices_selfplay_compile"]
+    names = ["devices_selfplay_moves", "devices_selfplay_compile"]
+    if len(jax.devices()) > 1:  # also the plain-jit (SPMD) program, and the ratio
+        names += ["devices_selfplay_spmd_jit_moves", "devices_selfplay_spmd_jit_compile",
+                  "devices_shard_map_vs_spmd_jit"]  # fmt: skip
+    assert [line["name"] for line in lines] == names
     # JAX already runs here, so the child keeps this process's devices.
     assert lines[0]["config"]["devices"] == len(jax.devices())
     assert lines[0]["config"]["batch_size"] == 64 and lines[0]["value"] > 0
+    assert lines[0]["config"]["game"] == "connect4"
 
 
 def test_devices_suite_pairs_counts_into_ratios(
@@ -85,6 +90,7 @@ def test_devices_suite_pairs_counts_into_ratios(
     monkeypatch.setattr(bench, "_run_child", fake_child)
     lines = run_suites(capsys, "devices")
     assert [c[c.index("--devices-child") + 1] for c in commands] == ["1", "2"]
+    assert all(c[c.index("--devices-game") + 1] == "connect4" for c in commands)
     (ratio,) = named(lines, "devices_ratio")
     assert ratio["value"] == 2.0 and ratio["config"]["devices"] == 2
 
