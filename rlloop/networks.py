@@ -88,16 +88,16 @@ class PolicyValueNet(nn.Module):
         x = observations.astype(self.dtype)
         if x.ndim == 4 and self.architecture == "resnet":
             planes = x
-            x = nn.relu(nn.Conv(self.channels, (3, 3), dtype=self.dtype)(x))
-            for _ in range(self.num_blocks):
-                x = ResidualBlock(self.channels, dtype=self.dtype)(x)
-            policy = nn.relu(nn.Conv(2, (1, 1), dtype=self.dtype)(x))
-            if self.separate_value_trunk:
-                xv = nn.relu(nn.Conv(self.channels, (3, 3), dtype=self.dtype)(planes))
+
+            def trunk(h: jax.Array) -> jax.Array:
+                h = nn.relu(nn.Conv(self.channels, (3, 3), dtype=self.dtype)(h))
                 for _ in range(self.num_blocks):
-                    xv = ResidualBlock(self.channels, dtype=self.dtype)(xv)
-            else:
-                xv = x
+                    h = ResidualBlock(self.channels, dtype=self.dtype)(h)
+                return h
+
+            x = trunk(planes)
+            policy = nn.relu(nn.Conv(2, (1, 1), dtype=self.dtype)(x))
+            xv = trunk(planes) if self.separate_value_trunk else x
             value = nn.relu(nn.Conv(1, (1, 1), dtype=self.dtype)(xv))
             policy = policy.reshape((policy.shape[0], -1))
             value = value.reshape((value.shape[0], -1))
@@ -110,12 +110,8 @@ class PolicyValueNet(nn.Module):
             policy = value = x
         logits = nn.Dense(self.num_actions, dtype=self.dtype)(policy)
         value = nn.relu(nn.Dense(self.value_hidden, dtype=self.dtype)(value))
-        zero = nn.initializers.zeros
-        value_logits = (
-            nn.Dense(self.num_players, dtype=self.dtype, kernel_init=zero, bias_init=zero)(value)
-            if self.value_zero_init
-            else nn.Dense(self.num_players, dtype=self.dtype)(value)
-        )
+        zero_kernel = {"kernel_init": nn.initializers.zeros} if self.value_zero_init else {}
+        value_logits = nn.Dense(self.num_players, dtype=self.dtype, **zero_kernel)(value)  # bias: 0
         if self.value_prior is not None and self.value_prior_weight:
             prior = self.value_prior(observations).astype(value_logits.dtype)
             value_logits = value_logits + self.value_prior_weight * prior
