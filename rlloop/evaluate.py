@@ -243,6 +243,7 @@ def _pyplot() -> Any:
 def _opponent_players(agent: Any, run_dir: Path, args: argparse.Namespace) -> list[Any]:
     from rlloop.agent import champion_steps, load_agent
     from rlloop.arena import GREEDY_MAX_ACTIONS, greedy_player, network_player, random_player
+    from rlloop.search import search_knobs
 
     players = []
     for name in args.opponents:
@@ -259,7 +260,7 @@ def _opponent_players(agent: Any, run_dir: Path, args: argparse.Namespace) -> li
                 earlier = load_agent(run_dir, step=step, which="champion")
                 players.append(network_player(
                     f"champion-{step}", agent.game, agent.network, earlier.params,
-                    num_simulations=args.simulations,
+                    num_simulations=args.simulations, search_knobs=search_knobs(earlier.search_config),
                 ))  # fmt: skip
         else:
             raise ValueError(f"unknown opponent {name!r}; valid: random, greedy, champions")
@@ -270,13 +271,15 @@ def cmd_gauntlet(args: argparse.Namespace) -> dict[str, Any]:
     import jax
 
     from rlloop.arena import gauntlet, network_player
+    from rlloop.search import search_knobs
     from rlloop.ratings import MatchResult, elo_difference, fit_bradley_terry, score_interval
 
     _check_games(args.games)
     agent, label = load(args.run)
     run_dir = parse_spec(args.run)[0]
     candidate = network_player(label, agent.game, agent.network, agent.params,
-                               num_simulations=args.simulations)  # fmt: skip
+                               num_simulations=args.simulations,
+                               search_knobs=search_knobs(agent.search_config))  # fmt: skip
     opponents = _opponent_players(agent, run_dir, args)
     if not opponents:
         raise ValueError("no opponents to play")
@@ -367,6 +370,7 @@ def cmd_match(args: argparse.Namespace) -> dict[str, Any]:
     import jax
 
     from rlloop.arena import network_player, play_match
+    from rlloop.search import search_knobs
     from rlloop.ratings import elo_difference, score_interval
 
     _check_games(args.games)
@@ -377,9 +381,11 @@ def cmd_match(args: argparse.Namespace) -> dict[str, Any]:
     if label_a == label_b:
         label_b += " (B)"
     player_a = network_player(label_a, agent_a.game, agent_a.network, agent_a.params,
-                              num_simulations=args.simulations)  # fmt: skip
+                              num_simulations=args.simulations,
+                              search_knobs=search_knobs(agent_a.search_config))  # fmt: skip
     player_b = network_player(label_b, agent_b.game, agent_b.network, agent_b.params,
-                              num_simulations=args.simulations)  # fmt: skip
+                              num_simulations=args.simulations,
+                              search_knobs=search_knobs(agent_b.search_config))  # fmt: skip
     start = time.perf_counter()
     outcome = play_match(agent_a.game, player_a, player_b, num_games=args.games,
                          key=jax.random.key(args.seed), opening_moves=args.opening_moves)  # fmt: skip

@@ -50,7 +50,7 @@ from rlloop.perfect_play import PERFECT_PLAY_EVENT, PerfectPlayMonitor, default_
 from rlloop.perfect_play import metrics_of as perfect_play_metrics
 from rlloop.perfect_play import summary as perfect_play_summary
 from rlloop.replay import PendingGames, ReplayBuffer, quality_problems
-from rlloop.search import search_from_config
+from rlloop.search import search_from_config, search_knobs
 from rlloop.selfplay import make_selfplay, new_games
 from rlloop.telemetry import Telemetry
 from rlloop.train import (
@@ -216,17 +216,7 @@ class Loop:
         return self.train_state.params
 
     def _search_knobs(self) -> dict[str, Any]:
-        search = self.config.search
-        return {
-            "algorithm": search.algorithm.value,
-            "max_num_considered_actions": int(search.max_num_considered_actions),
-            "gumbel_scale": float(search.gumbel_scale),
-            "value_scale": float(search.value_scale),
-            "maxvisit_init": float(search.maxvisit_init),
-            "rescale_values": bool(search.rescale_values),
-            "max_actions": int(search.max_actions),
-            "max_forced_moves": int(search.max_forced_moves),
-        }
+        return search_knobs(self.config.search)
 
     # ------------------------------------------------------------------ resume and models
     def _resume(self) -> None:

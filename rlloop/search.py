@@ -226,11 +226,11 @@ def make_search(
     return search
 
 
-def search_from_config(game: Game, network: Any, search_config: Any, **overrides: Any) -> SearchFn:
-    """:func:`make_search` with the knobs of a ``search`` config node (``overrides`` win)."""
-    knobs = {
+def search_knobs(search_config: Any) -> dict[str, Any]:
+    """The :func:`make_search` keyword arguments of a ``search`` config node, all but
+    ``num_simulations`` (so that evaluations at another simulation count search alike)."""
+    return {
         "algorithm": getattr(search_config.algorithm, "value", search_config.algorithm),
-        "num_simulations": int(search_config.num_simulations),
         "max_num_considered_actions": int(search_config.max_num_considered_actions),
         "gumbel_scale": float(search_config.gumbel_scale),
         "value_scale": float(search_config.value_scale),
@@ -243,5 +243,10 @@ def search_from_config(game: Game, network: Any, search_config: Any, **overrides
         "max_actions": int(getattr(search_config, "max_actions", 256)),
         "max_forced_moves": int(getattr(search_config, "max_forced_moves", 0)),
     }
+
+
+def search_from_config(game: Game, network: Any, search_config: Any, **overrides: Any) -> SearchFn:
+    """:func:`make_search` with the knobs of a ``search`` config node (``overrides`` win)."""
+    knobs = {"num_simulations": int(search_config.num_simulations), **search_knobs(search_config)}
     knobs.update(overrides)
     return make_search(game, network, **knobs)

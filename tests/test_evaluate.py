@@ -101,6 +101,36 @@ def test_gauntlet_and_match(connect4_run: Path, tmp_path: Path, capsys: pytest.C
     assert "W-D-L" in capsys.readouterr().out
 
 
+def test_evaluations_search_as_the_run_does(
+    connect4_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gauntlet and match search with the run's knobs (considered actions, in-tree forced
+    moves, ...), only the simulation count from the command line."""
+    from rlloop import arena
+    from rlloop.agent import load_config
+    from rlloop.search import search_knobs
+
+    seen: list[tuple[int, dict | None]] = []
+    real = arena.network_player
+
+    def recording(*args, num_simulations, search_knobs=None, **kwargs):  # noqa: ANN001, ANN202
+        seen.append((num_simulations, search_knobs))
+        return real(*args, num_simulations=num_simulations, search_knobs=search_knobs, **kwargs)
+
+    monkeypatch.setattr(arena, "network_player", recording)
+    expected = search_knobs(load_config(connect4_run).search)
+    assert evaluate.main([
+        "gauntlet", str(connect4_run), "--opponents", "random", "champions", "--games", "2",
+        "--simulations", "3", "--out", str(tmp_path),
+    ]) == 0  # fmt: skip
+    assert evaluate.main([
+        "match", f"{connect4_run}@champion", f"{connect4_run}@latest", "--games", "2",
+        "--simulations", "3", "--out", str(tmp_path),
+    ]) == 0  # fmt: skip
+    assert len(seen) >= 4  # gauntlet candidate + champion(s), match A and B
+    assert all(sims == 3 and knobs == expected for sims, knobs in seen)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
