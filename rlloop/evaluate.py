@@ -271,8 +271,8 @@ def cmd_gauntlet(args: argparse.Namespace) -> dict[str, Any]:
     import jax
 
     from rlloop.arena import gauntlet, network_player
-    from rlloop.search import search_knobs
     from rlloop.ratings import MatchResult, elo_difference, fit_bradley_terry, score_interval
+    from rlloop.search import search_knobs
 
     _check_games(args.games)
     agent, label = load(args.run)
@@ -370,8 +370,8 @@ def cmd_match(args: argparse.Namespace) -> dict[str, Any]:
     import jax
 
     from rlloop.arena import network_player, play_match
-    from rlloop.search import search_knobs
     from rlloop.ratings import elo_difference, score_interval
+    from rlloop.search import search_knobs
 
     _check_games(args.games)
     agent_a, label_a = load(args.a)

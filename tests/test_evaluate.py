@@ -113,7 +113,7 @@ def test_evaluations_search_as_the_run_does(
     seen: list[tuple[int, dict | None]] = []
     real = arena.network_player
 
-    def recording(*args, num_simulations, search_knobs=None, **kwargs):  # noqa: ANN001, ANN202
+    def recording(*args, num_simulations, search_knobs=None, **kwargs):
         seen.append((num_simulations, search_knobs))
         return real(*args, num_simulations=num_simulations, search_knobs=search_knobs, **kwargs)
 
