@@ -80,7 +80,8 @@ class SearchConfig:
     # when no position has more legal actions (RingRift square8/hex8: at most 192).
     max_actions: int = 256
     # Forced moves (one legal action) played in the tree after each move, so no node is one
-    # (0 = off: forced positions are ordinary nodes; on RingRift it made search 2.4x slower).
+    # (0 = off: forced positions are ordinary nodes; on RingRift it made search 2.4x slower,
+    # and at 8 simulations it won 28 of 32 games against the same network without it).
     max_forced_moves: int = 0
     # PUCT only.
     dirichlet_alpha: float = 0.3
