@@ -240,10 +240,19 @@ def _pyplot() -> Any:
 
 
 # ---------------------------------------------------------------------------- gauntlet
+def _network_player(label: str, agent: Any, simulations: int) -> Any:
+    """``agent`` as an arena player: its run's search settings at ``simulations``."""
+    from rlloop.arena import network_player
+    from rlloop.search import search_knobs
+
+    return network_player(label, agent.game, agent.network, agent.params,
+                          num_simulations=simulations,
+                          search_knobs=search_knobs(agent.search_config))  # fmt: skip
+
+
 def _opponent_players(agent: Any, run_dir: Path, args: argparse.Namespace) -> list[Any]:
     from rlloop.agent import champion_steps, load_agent
-    from rlloop.arena import GREEDY_MAX_ACTIONS, greedy_player, network_player, random_player
-    from rlloop.search import search_knobs
+    from rlloop.arena import GREEDY_MAX_ACTIONS, greedy_player, random_player
 
     players = []
     for name in args.opponents:
@@ -258,10 +267,7 @@ def _opponent_players(agent: Any, run_dir: Path, args: argparse.Namespace) -> li
             steps = champion_steps(run_dir)[-args.max_champions :]
             for step in steps:
                 earlier = load_agent(run_dir, step=step, which="champion")
-                players.append(network_player(
-                    f"champion-{step}", agent.game, agent.network, earlier.params,
-                    num_simulations=args.simulations, search_knobs=search_knobs(earlier.search_config),
-                ))  # fmt: skip
+                players.append(_network_player(f"champion-{step}", earlier, args.simulations))
         else:
             raise ValueError(f"unknown opponent {name!r}; valid: random, greedy, champions")
     return players
@@ -270,16 +276,13 @@ def _opponent_players(agent: Any, run_dir: Path, args: argparse.Namespace) -> li
 def cmd_gauntlet(args: argparse.Namespace) -> dict[str, Any]:
     import jax
 
-    from rlloop.arena import gauntlet, network_player
+    from rlloop.arena import gauntlet
     from rlloop.ratings import MatchResult, elo_difference, fit_bradley_terry, score_interval
-    from rlloop.search import search_knobs
 
     _check_games(args.games)
     agent, label = load(args.run)
     run_dir = parse_spec(args.run)[0]
-    candidate = network_player(label, agent.game, agent.network, agent.params,
-                               num_simulations=args.simulations,
-                               search_knobs=search_knobs(agent.search_config))  # fmt: skip
+    candidate = _network_player(label, agent, args.simulations)
     opponents = _opponent_players(agent, run_dir, args)
     if not opponents:
         raise ValueError("no opponents to play")
@@ -369,9 +372,8 @@ def _plot_elo(path: Path, champions: list[dict[str, Any]], own: Any, title: str)
 def cmd_match(args: argparse.Namespace) -> dict[str, Any]:
     import jax
 
-    from rlloop.arena import network_player, play_match
+    from rlloop.arena import play_match
     from rlloop.ratings import elo_difference, score_interval
-    from rlloop.search import search_knobs
 
     _check_games(args.games)
     agent_a, label_a = load(args.a)
@@ -380,12 +382,8 @@ def cmd_match(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"{label_a} plays {agent_a.game.name} but {label_b} plays {agent_b.game.name}")
     if label_a == label_b:
         label_b += " (B)"
-    player_a = network_player(label_a, agent_a.game, agent_a.network, agent_a.params,
-                              num_simulations=args.simulations,
-                              search_knobs=search_knobs(agent_a.search_config))  # fmt: skip
-    player_b = network_player(label_b, agent_b.game, agent_b.network, agent_b.params,
-                              num_simulations=args.simulations,
-                              search_knobs=search_knobs(agent_b.search_config))  # fmt: skip
+    player_a = _network_player(label_a, agent_a, args.simulations)
+    player_b = _network_player(label_b, agent_b, args.simulations)
     start = time.perf_counter()
     outcome = play_match(agent_a.game, player_a, player_b, num_games=args.games,
                          key=jax.random.key(args.seed), opening_moves=args.opening_moves)  # fmt: skip

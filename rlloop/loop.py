@@ -141,7 +141,7 @@ class Loop:
         self.bus.subscribe(MODEL_PROMOTED, self._on_promoted)
         self.ledger = Ledger(self.run_dir / "ledger.sqlite", bus=self.bus)
         self.gate = (
-            Gate(self.game, self.network, config.gate, self._search_knobs(), self.ledger)
+            Gate(self.game, self.network, config.gate, search_knobs(config.search), self.ledger)
             if config.gate.enabled
             else None
         )
@@ -214,9 +214,6 @@ class Loop:
     def params(self) -> Any:
         """The network parameters being trained (the next candidate)."""
         return self.train_state.params
-
-    def _search_knobs(self) -> dict[str, Any]:
-        return search_knobs(self.config.search)
 
     # ------------------------------------------------------------------ resume and models
     def _resume(self) -> None:

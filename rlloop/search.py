@@ -27,8 +27,9 @@ passes) can be played inside the tree right after the move that leads to them
 (``max_forced_moves``), so that no node is one. Off by default: on RingRift square8 it made
 search 2.4x slower (every simulation then steps the engine as often as the longest forced chain
 in the batch). It makes search much stronger there, though: at 8 simulations the untrained
-square8 network with it won 28 of 32 games against itself without it (docs/ringrift.md). By default forced positions are nodes like any other, and self-play trains the
-value network on them (not the policy; see :class:`rlloop.replay.PendingGames`): a network
+square8 network with it won 28 of 32 games against itself without it (docs/ringrift.md). By
+default forced positions are nodes like any other, and self-play trains the value network on
+them (not the policy; see :class:`rlloop.replay.PendingGames`): a network
 that never saw them and was asked about them in search misled it (gate score 28% against the
 untrained network, 66% with the untrained network's values).
 """
