@@ -20,7 +20,7 @@ from rlloop.config import Config
 from rlloop.games.base import Game, State
 from rlloop.ledger import Ledger
 from rlloop.networks import PolicyValueNet, init_params, network_from_config
-from rlloop.search import evaluate, search_from_config
+from rlloop.search import evaluate, greedy_action, search_from_config
 from rlloop.train import init_train_state, make_optimizer
 
 
@@ -66,15 +66,12 @@ class Agent:
         search = search_from_config(
             self.game, self.network, self.search_config, num_simulations=num_simulations
         )
-        return jax.jit(
-            lambda params, key, states: jnp.argmax(
-                search(params, key, states).action_weights, axis=-1
-            ).astype(jnp.int32)
-        )
+        return jax.jit(lambda params, key, states: greedy_action(search(params, key, states)))
 
     def act(self, states: State, key: jax.Array, num_simulations: int | None = None) -> jax.Array:
-        """Greedy moves int32 [B]: argmax of search's improved policy with
-        ``num_simulations`` (default: the run's), or of the raw policy when 0."""
+        """Greedy moves int32 [B]: search's choice without its noise
+        (:func:`rlloop.search.greedy_action`) with ``num_simulations`` (default: the run's),
+        or the raw policy's argmax when 0."""
         count = int(self.search_config.num_simulations if num_simulations is None else num_simulations)
         if count < 0:
             raise ValueError(f"num_simulations must be >= 0, got {count}")

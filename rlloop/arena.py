@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlloop.games.base import Game, State
-from rlloop.search import evaluate, make_search
+from rlloop.search import evaluate, greedy_action, make_search
 from rlloop.selfplay import new_games, play_forced
 
 # Forced moves (one legal action) played without asking the players after each move.
@@ -135,8 +135,8 @@ def network_player(
     num_simulations: int,
     search_knobs: dict[str, Any] | None = None,
 ) -> Player:
-    """A network's greedy move: argmax of search's improved policy (``num_simulations`` > 0)
-    or of the raw policy (0)."""
+    """A network's greedy move: search's choice without its noise (``num_simulations`` > 0,
+    :func:`rlloop.search.greedy_action`) or the raw policy's argmax (0)."""
     if num_simulations == 0:
 
         def act(params: Any, key: jax.Array, states: State) -> jax.Array:
@@ -147,7 +147,7 @@ def network_player(
         search = make_search(game, network, num_simulations=num_simulations, **(search_knobs or {}))
 
         def act(params: Any, key: jax.Array, states: State) -> jax.Array:
-            return jnp.argmax(search(params, key, states).action_weights, axis=-1).astype(jnp.int32)
+            return greedy_action(search(params, key, states))
 
     return Player(name=name, act=act, params=params)
 

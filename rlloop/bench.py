@@ -366,7 +366,7 @@ def make_sequential_selfplay(
     The same rlloop search and move rule as the chunk, without batching: what a user writes
     around a search today. Returns (``play_game(key) -> moves played``, compile seconds).
     """
-    from rlloop.search import make_search
+    from rlloop.search import greedy_action, make_search
 
     game = games.make("connect4")
     search = make_search(game, network, num_simulations=num_simulations)
@@ -374,7 +374,7 @@ def make_sequential_selfplay(
     def move(params: Any, states: Any, key: jax.Array) -> Any:
         output = search(params, key, states)
         explore = states.step_count < TEMPERATURE_MOVES
-        action = jnp.where(explore, output.action, jnp.argmax(output.action_weights, axis=-1))
+        action = jnp.where(explore, output.action, greedy_action(output))
         return jax.vmap(game.step)(states, action.astype(jnp.int32))
 
     first = jax.vmap(game.init)(jax.random.split(jax.random.key(2), 1))

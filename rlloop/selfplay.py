@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from rlloop.games.base import Game, State, play_forced, select_games
-from rlloop.search import SearchFn
+from rlloop.search import SearchFn, greedy_action
 
 __all__ = ["SelfplayChunk", "make_selfplay", "new_games", "play_forced", "random_opening",
            "reset_finished"]
@@ -96,7 +96,7 @@ def make_selfplay(
 
     Moves before ``temperature_moves`` (counted from each game's start) use the search's own
     sampled choice (Gumbel noise, or visit counts at temperature 1 for PUCT); later moves are
-    greedy in the improved policy. New games start after a random opening of up to
+    search's choice without the noise (:func:`rlloop.search.greedy_action`). New games start after a random opening of up to
     ``random_opening_moves`` uniformly random moves (see :func:`random_opening`). After each
     searched move up to ``max_forced_moves`` forced moves are played (:func:`play_forced`);
     a game that ends there ends with the searched move's row.
@@ -110,7 +110,7 @@ def make_selfplay(
         # Both mctx policies already sample ``action`` (Gumbel noise; visit counts at
         # temperature 1 for PUCT): that is the exploratory move.
         explore = states.step_count < temperature_moves
-        greedy = jnp.argmax(weights, axis=-1)
+        greedy = greedy_action(output)
         action = jnp.where(explore, output.action, greedy).astype(jnp.int32)
         observation = jax.vmap(game.observe)(states, states.current_player)
         next_states = jax.vmap(game.step)(states, action)
