@@ -163,6 +163,10 @@ class GateConfig:
     keep_champions: int = 5
     sprt: bool = False  # use SPRT (elo0=0, elo1=sprt_elo1) on the deep match instead of the bound
     sprt_elo1: float = 35.0
+    # Also gate the final network when the run ends by loop.iterations or loop.max_minutes
+    # (not on Ctrl-C), if it trained since the last gate: a budgeted run judges its last
+    # training instead of ending between two gates.
+    at_end: bool = False
 
 
 @dataclasses.dataclass

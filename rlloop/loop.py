@@ -550,6 +550,15 @@ class Loop:
             "champion_elo": decision.champion_elo,
         }
 
+    def _gate_if_trained(self) -> dict[str, Any]:
+        """:meth:`run_gate`, if the network trained since the last gate (never gate an untrained
+        one; with train.samples_per_insert an iteration may train nothing)."""
+        trained_step = int(self.train_state.step)
+        if self.gate is None or trained_step <= self._gated_at_step:
+            return {}
+        self._gated_at_step = trained_step
+        return self.run_gate()
+
     def _prune_champions(self) -> None:
         elo = {}
         for model in self.ledger.models():
@@ -570,13 +579,8 @@ class Loop:
         self.iteration += 1
         # Gate only a network that has trained since the last gate (never an untrained one;
         # with train.samples_per_insert an iteration may train nothing).
-        trained_step = int(self.train_state.step)
-        if (
-            self.gate is not None and self.iteration % int(self.config.gate.every) == 0
-            and trained_step > self._gated_at_step
-        ):  # fmt: skip
-            self._gated_at_step = trained_step
-            metrics.update(self.run_gate())
+        if self.gate is not None and self.iteration % int(self.config.gate.every) == 0:
+            metrics.update(self._gate_if_trained())
         if (
             self.perfect_play is not None and self.gate is None
             and self.iteration % int(self.config.perfect_play.every) == 0
@@ -601,7 +605,9 @@ class Loop:
         original budget), or ``iterations`` more when given; return the metrics of every
         iteration run by this object.
 
-        Ctrl-C (SIGINT) asks the loop to stop at the end of the current iteration, which is
+        With ``gate.at_end`` the network is gated once more when the run ends by its
+        iteration count or its wall-clock budget (``loop.max_minutes``), if it trained since
+        the last gate. Ctrl-C (SIGINT) asks the loop to stop at the end of the current iteration, which is
         then checkpointed; a second Ctrl-C aborts at once (still saving the last completed
         iteration).
         """
@@ -623,6 +629,11 @@ class Loop:
                     )
                     break
                 self.run_iteration()
+            if not self._stop_requested and self.gate is not None and self.config.gate.at_end:
+                # The run ended by its iteration count or its budget: judge the final network.
+                result = self._gate_if_trained()
+                if result and self.history:
+                    self.history[-1].update(result)
         except KeyboardInterrupt:
             self.telemetry.message(f"[rlloop] aborted during iteration {self.iteration + 1}")
         finally:

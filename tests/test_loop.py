@@ -73,6 +73,26 @@ def test_samples_per_insert_caps_training_at_a_replay_ratio(tmp_path: Path) -> N
         rlloop.compose(["game=tictactoe", "train.samples_per_insert=-1"])
 
 
+@pytest.mark.parametrize("at_end", [True, False])
+def test_gate_at_end_judges_the_final_network(tmp_path: Path, at_end: bool) -> None:
+    """gate.at_end: a run that ends by its iteration count between two gates gates its final
+    network once (the gate's matches are in the ledger at the last iteration); without it,
+    the run ends ungated. A second run() that trains nothing more does not gate again."""
+    config = rlloop.compose(["game=tictactoe", *SMOKE, "gate=smoke", "gate.every=100",
+                             f"gate.at_end={str(at_end).lower()}"])  # fmt: skip
+    with rlloop.Loop(config, run_dir=tmp_path) as loop:
+        history = loop.run(iterations=2)
+        matches = loop.ledger.matches()
+        if at_end:
+            assert {m.iteration for m in matches} == {2}
+            assert {m.stage for m in matches} >= {"screen", "anchor"}
+            assert "gate_score" in history[-1]
+            loop.run(iterations=0)  # nothing trained since: no second gate
+            assert len(loop.ledger.matches()) == len(matches)
+        else:
+            assert matches == [] and "gate_score" not in history[-1]
+
+
 def test_load_agent_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not an rlloop run directory"):
         rlloop.load_agent(tmp_path)
