@@ -577,8 +577,6 @@ class Loop:
         else:
             metrics.update(self.train())
         self.iteration += 1
-        # Gate only a network that has trained since the last gate (never an untrained one;
-        # with train.samples_per_insert an iteration may train nothing).
         if self.gate is not None and self.iteration % int(self.config.gate.every) == 0:
             metrics.update(self._gate_if_trained())
         if (
@@ -607,9 +605,9 @@ class Loop:
 
         With ``gate.at_end`` the network is gated once more when the run ends by its
         iteration count or its wall-clock budget (``loop.max_minutes``), if it trained since
-        the last gate. Ctrl-C (SIGINT) asks the loop to stop at the end of the current iteration, which is
-        then checkpointed; a second Ctrl-C aborts at once (still saving the last completed
-        iteration).
+        the last gate. Ctrl-C (SIGINT) asks the loop to stop at the end of the current
+        iteration, which is then checkpointed; a second Ctrl-C aborts at once (still saving
+        the last completed iteration).
         """
         if iterations is None:
             target = int(self.config.loop.iterations)

@@ -96,8 +96,9 @@ def make_selfplay(
 
     Moves before ``temperature_moves`` (counted from each game's start) use the search's own
     sampled choice (Gumbel noise, or visit counts at temperature 1 for PUCT); later moves are
-    search's choice without the noise (:func:`rlloop.search.greedy_action`). New games start after a random opening of up to
-    ``random_opening_moves`` uniformly random moves (see :func:`random_opening`). After each
+    search's choice without the noise (:func:`rlloop.search.greedy_action`). New games start
+    after a random opening of up to ``random_opening_moves`` uniformly random moves (see
+    :func:`random_opening`). After each
     searched move up to ``max_forced_moves`` forced moves are played (:func:`play_forced`);
     a game that ends there ends with the searched move's row.
     Not jitted here: the caller jits it with its shardings.
