@@ -109,6 +109,25 @@ class RingRiftBoard:
     tvm: Array  # [] int32: territory victory minimum (R11)
 
 
+def _materialize(tree, runtime_zero_or_more: Array):
+    """``tree`` unchanged, but computed into buffers: passed through a while loop that XLA
+    cannot prove runs once (``runtime_zero_or_more`` >= 0 is known only at run time).
+
+    XLA's CPU fusion copies cheap elementwise producers into every consumer, gathers
+    included, and does not honour ``lax.optimization_barrier`` there. The board after the
+    step's ``lax.switch`` (under vmap: a select over all seven move kinds) fed the ray
+    gather (N1*D*K reads of N1 cells), which then recomputed that select once per read."""
+    never = runtime_zero_or_more < 0  # False, but not to XLA: the loop must carry the tree
+
+    def body(carry):
+        i, t = carry
+        return i + 1, jax.tree.map(
+            lambda x: x | never if x.dtype == jnp.bool_ else x + never.astype(x.dtype), t)
+
+    once = (~never).astype(jnp.int32)
+    return lax.while_loop(lambda c: c[0] < once, body, (jnp.int32(0), tree))[1]
+
+
 class Rules:
     """Static configuration and pure rule functions for one (board type, player count)."""
 
@@ -327,10 +346,10 @@ class Rules:
             lab0 = jnp.where(mask, idx, big)
 
             def body(carry):
+                # a cell outside the mask (the sentinel included) keeps label ``big``
                 lab, _ = carry
-                nb = jnp.where(mask[self.tadj], lab[self.tadj], big)  # [N1, T]
-                new = jnp.where(mask, jnp.minimum(lab, nb.min(axis=1)), big)
-                new = jnp.where(mask, new[jnp.clip(new, 0, n1 - 1)], big)
+                new = jnp.where(mask, jnp.minimum(lab, lab[self.tadj].min(axis=1)), big)
+                new = jnp.where(mask, new[jnp.clip(new, 0, n1 - 1)], big)  # pointer jumping
                 return new, jnp.any(new != lab)
 
             lab, _ = lax.while_loop(lambda c: c[1], body, (lab0, jnp.bool_(True)))
@@ -369,6 +388,22 @@ class Rules:
         region = region & ~dup
         return dict(labels=labels, masks=masks, region=region, ctrl_in=ctrl_in, bur_in=bur_in)
 
+    def component(self, b: RingRiftBoard, pas: Array, rep: Array) -> Array:
+        """bool [N1]: the region that detection pass ``pas`` finds around cell ``rep`` (R46):
+        ``rep``'s connected component of that pass's mask (``regions``' label ``rep``), by
+        flooding from ``rep`` instead of labelling every region of every pass."""
+        colour = pas + 1  # pass P (collapsed pass) matches no marker colour
+        mask = (b.collapsed == 0) & ((pas == self.P) | (b.marker != colour))
+        seed = (jnp.arange(self.N1) == rep) & mask
+
+        def body(carry):
+            reach, _ = carry
+            new = reach | (mask & jnp.any(reach[self.tadj], axis=1))
+            return new, jnp.any(new != reach)
+
+        region, _ = lax.while_loop(lambda c: c[1], body, (seed, jnp.bool_(True)))
+        return region
+
     def processable(self, s: dict, rg: dict, p: Array, recovery_ctx: Array) -> Array:
         """bool [P+1, N1]: regions processable by ``p`` (R48)."""
         ctrl_total = jnp.sum(s["is_stack"] & (s["top"] == p))
@@ -400,6 +435,16 @@ class Rules:
     def analyze(self, b: RingRiftBoard, p: Array) -> dict:
         """Everything the legal mask and the transitions need for player ``p``."""
         return self.analyze_player(b, p, self.analyze_board(b))
+
+    def analyze_move(self, b: RingRiftBoard, p: Array) -> dict:
+        """What the move kinds read before the move (stacks, lines, recovery): the whole-board
+        ray and region tables of ``analyze`` are left out (a move reads one ray, a territory
+        action floods its one region), which halves the cost of a step."""
+        s = self.stacks(b)
+        ln = self.lines(b, p)
+        rc = self.recovery(b, s, ln, p)
+        mine = s["is_stack"] & (s["top"] == p)
+        return dict(s=s, ln=ln, rc=rc, mine=mine, controls=jnp.any(mine[: self.N]))
 
     def legal_mask(self, b: RingRiftBoard, p: Array, an: dict) -> Array:
         """bool [num_actions] for player ``p`` in phase ``b.phase`` (R20)."""
@@ -513,13 +558,20 @@ class Rules:
         return b, cell.astype(jnp.int32), jnp.bool_(False)
 
     def apply_segment(self, b, an, p, frm, d, k):
-        """Move or capture (R30, R35) from ``frm`` along ``d`` landing after ``k`` steps."""
-        r = an["r"]
+        """Move or capture (R30, R35) from ``frm`` along ``d`` landing after ``k`` steps.
+
+        Reads only the one ray it moves along (``ray_facts`` of that ray), not ``an``'s
+        whole-board tables, so that the step need not analyse the whole board first."""
+        del an
         steps = jnp.arange(1, self.K + 1)
         cells = self.ray[frm, d]  # [K]
-        j = r["first"][frm, d] + 1
-        is_cap = r["stop_is_stack"][frm, d] & (j < k)
-        tgt = jnp.where(is_cap, r["target"][frm, d], self.N)
+        stop = (b.height[cells] > 0) | (b.collapsed[cells] != 0)  # sentinel is collapsed
+        any_stop = jnp.any(stop)
+        first = jnp.argmax(stop)
+        target = jnp.where(any_stop, cells[first], self.N)
+        j = first + 1
+        is_cap = any_stop & (b.height[target] > 0) & (j < k)
+        tgt = jnp.where(is_cap, target, self.N)
         to = cells[k - 1]
         on_path = (steps < k) & ~(is_cap & (steps == j))
         path = jnp.zeros(self.N1, bool).at[cells].max(on_path)
@@ -649,8 +701,7 @@ class Rules:
     def _apply_territory(self, b, an, p, idx, override):
         pas = idx // self.N
         rep = idx % self.N
-        rg = an["rg"]
-        region = (rg["labels"][pas] == rep) & rg["masks"][pas]
+        region = self.component(b, pas, rep)
         use, cells = override
         region = jnp.where(use, cells, region) & self.on_board  # trusted region (R51)
         has_marker = (b.marker != 0) & self.on_board
@@ -715,13 +766,14 @@ class Rules:
         else:
             cells = jnp.asarray(cells, bool)
             override = (jnp.any(cells), cells)  # an all-False mask means "not supplied"
-        an = self.analyze(b, p)
+        an = self.analyze_move(b, p)
         kind, idx = self.decode(action)
         branches = [self._apply_place, self._apply_move, self._apply_recovery, self._apply_line,
                     self._apply_territory, self._apply_elim, self._apply_pass]
         phase0 = b.phase
         b1, landing, is_cap = lax.switch(
             kind, [lambda bb, i, f=f: f(bb, an, p, i, override) for f in branches], b, idx)
+        b1 = _materialize(b1, b.phase)
         base1 = self.analyze_board(b1)  # transitions never change the board contents
         an1 = self.analyze_player(b1, p, base1)
         b2, end_turn = self._transition(b1, an1, p, kind, phase0, landing, is_cap)
