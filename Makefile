@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-contract test-all bench lint clean
+.PHONY: install run test test-long test-contract test-all bench lint clean
 
 install: $(STAMP)
 
@@ -21,6 +21,11 @@ run: install
 test: install
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q $(ARGS)
+
+# End-to-end runs of a minute or more each (learning, SIGKILL and resume, two devices, the bench
+# suites): kept out of `make test` so that stays under 15 minutes; CI runs them.
+test-long: install
+	$(PY) -m pytest -q -m long $(ARGS)
 
 # The game contract for every registered game, RingRift's twelve configurations included.
 test-contract: install

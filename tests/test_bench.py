@@ -38,6 +38,7 @@ def test_env_suite_prints_json_lines(capsys: pytest.CaptureFixture[str]) -> None
     assert {line["config"]["batch_size"] for line in rates} == {1, 64}
 
 
+@pytest.mark.long
 def test_selfplay_and_train_suites(capsys: pytest.CaptureFixture[str]) -> None:
     lines = run_suites(capsys, "selfplay", "train")
     moves = named(lines, "selfplay_moves")
@@ -114,6 +115,7 @@ def test_unknown_suite_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert "invalid choice: 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.long
 def test_ringrift_suite_on_one_small_config(capsys: pytest.CaptureFixture[str]) -> None:
     lines = run_suites(capsys, "ringrift", extra=("--ringrift-configs", "square8_2p"))
     assert {line["config"]["game"] for line in lines} == {"ringrift_square8_2p"}

@@ -17,6 +17,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import rlloop
 
@@ -68,6 +69,7 @@ def test_minimax_oracle_sanity() -> None:
     assert minimax((1, 1, 0, -1, -1, 0, 0, 0, 0), 1) == 1  # X completes the top row
 
 
+@pytest.mark.long
 def test_tictactoe_experiment_learns_perfect_play(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     start = time.perf_counter()

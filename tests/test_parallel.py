@@ -36,6 +36,7 @@ def _run(num_devices: int, tmp_path: Path) -> dict[str, np.ndarray]:
         return dict(data)
 
 
+@pytest.mark.long
 def test_two_devices_match_one(tmp_path: Path) -> None:
     one, two = _run(1, tmp_path), _run(2, tmp_path)
     for run in (one, two):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +43,7 @@ def _iterations_done(run_dir: Path) -> int:
     return metrics.read_text().count("\n") if metrics.exists() else 0
 
 
+@pytest.mark.long
 def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     rng = random.Random(5)
@@ -82,11 +84,19 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     assert all(status[model] != "rejected" for model in used), "a rejected model reached self-play"
 
 
-def test_resume_refuses_a_checkpoint_of_another_game(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def _one_iteration_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished one-iteration run, made once; each test below resumes a copy of it."""
+    run_dir = tmp_path_factory.mktemp("one_iteration") / "run"
     first = subprocess.run([*_command(run_dir)[:-1], "loop.iterations=1", f"hydra.run.dir={run_dir}"],
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert first.returncode == 0, first.stderr[-3000:]
+    return run_dir
+
+
+def test_resume_refuses_a_checkpoint_of_another_game(tmp_path: Path, _one_iteration_run: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(_one_iteration_run, run_dir)
     other = [arg.replace("game=tictactoe", "game=connect4") for arg in _command(run_dir)]
     second = subprocess.run(other, capture_output=True, text=True, timeout=300)
     assert second.returncode != 0
@@ -105,13 +115,11 @@ def test_resume_names_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     assert f"resume={tmp_path}: not an rlloop run directory" in result.stderr
 
 
-def test_resume_refuses_a_newer_ledger(tmp_path: Path) -> None:
+def test_resume_refuses_a_newer_ledger(tmp_path: Path, _one_iteration_run: Path) -> None:
     import sqlite3
 
     run_dir = tmp_path / "run"
-    first = subprocess.run([*_command(run_dir)[:-1], "loop.iterations=1", f"hydra.run.dir={run_dir}"],
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert first.returncode == 0, first.stderr[-3000:]
+    shutil.copytree(_one_iteration_run, run_dir)
     with sqlite3.connect(run_dir / "ledger.sqlite") as connection:
         connection.execute("PRAGMA user_version = 999")
     second = subprocess.run(_command(run_dir), capture_output=True, text=True, timeout=300)
