@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -51,6 +52,8 @@ from rlloop import games
 from rlloop.games.base import select_games
 
 Record = dict[str, Any]
+# What XLA raises when a program does not fit (allocation failures are runtime errors).
+_OUT_OF_RESOURCES = (MemoryError, jax.errors.JaxRuntimeError)
 SUITES: dict[str, Callable[[argparse.Namespace], Iterable[Record]]] = {}
 
 
@@ -198,11 +201,14 @@ SUITES["env"] = _env_suite
 
 # ---------------------------------------------------------------------------- self-play
 
-# The two nets of the issue: conf/model/tiny.yaml (2 x 32) and conf/model/small.yaml (4 x 64).
+# conf/model/tiny.yaml (2 x 32) and conf/model/small.yaml (4 x 64), the CPU grid's nets, and
+# 6 x 128, a GPU-sized net (the GPU check's grid; not in the default CPU grid).
 NETS: dict[str, dict[str, int]] = {
     "2x32": {"num_blocks": 2, "channels": 32, "value_hidden": 64},
     "4x64": {"num_blocks": 4, "channels": 64, "value_hidden": 128},
+    "6x128": {"num_blocks": 6, "channels": 128, "value_hidden": 128},
 }
+CPU_NETS = ("2x32", "4x64")
 TEMPERATURE_MOVES = 10  # conf/loop/default.yaml
 # Moves per timed call (all games together): enough work per call to dwarf dispatch, little
 # enough that the biggest configuration (4x64, 32 simulations) takes ~20 s a call on 2 cores.
@@ -219,6 +225,85 @@ def _compile(jitted: Any, *args: Any) -> tuple[Any, float]:
     start = time.perf_counter()
     compiled = jitted.lower(*args).compile()
     return compiled, time.perf_counter() - start
+
+
+# Builds started on daemon threads by ``build_all``: see ``__main__`` below.
+_BACKGROUND_BUILDS: list[Any] = []
+
+
+class _Lazy:
+    """A build run in the caller's thread when its result is first asked for."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build, self._done, self._value, self._error = build, False, None, None
+
+    def result(self) -> Any:
+        if not self._done:
+            try:
+                self._value = self._build()
+            except BaseException as error:  # kept, and raised to every caller, like a Future
+                self._error = error
+            self._done = True
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def build_all(builds: list[Callable[[], Any]], workers: int) -> list[Any]:
+    """Start ``builds`` (tracing and compiling programs) and return one handle per build, in
+    order; ``handle.result()`` waits for its build and returns its value or raises its error.
+
+    With ``workers`` > 1 the builds run on that many daemon threads, taken in order: XLA
+    compiles with the GIL released, so on a many-core host (16 cores beside one H200) N
+    programs compile in about the time of the slowest. Daemon threads, so a process that
+    stops early (its ``--budget`` spent) does not wait for compiles still running. With
+    ``workers`` <= 1 each build runs in the caller's thread when its result is first asked
+    for, as the suites always did.
+    """
+    if workers <= 1:
+        return [_Lazy(build) for build in builds]
+    import concurrent.futures
+    import queue
+    import threading
+
+    futures = [concurrent.futures.Future() for _ in builds]
+    _BACKGROUND_BUILDS.extend(futures)
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for item in zip(builds, futures, strict=True):
+        todo.put(item)
+
+    def worker() -> None:
+        while True:
+            try:
+                build, future = todo.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(build())
+            except BaseException as error:
+                future.set_exception(error)
+
+    for _ in range(min(workers, len(builds))):
+        threading.Thread(target=worker, daemon=True).start()
+    return futures
+
+
+def over_budget(args: argparse.Namespace) -> bool:
+    """True once ``--budget`` seconds have passed since the bench started (0: no budget)."""
+    budget = float(getattr(args, "budget", 0) or 0)
+    started = getattr(args, "started", None)
+    return bool(budget) and started is not None and time.perf_counter() - started >= budget
+
+
+def skipped_for_budget(name: str, **config: Any) -> Record:
+    """The line for a configuration left out because ``--budget`` was spent."""
+    return record(name, 1, "skipped", **config, reason="--budget spent")
+
+
+def _workers(args: argparse.Namespace) -> int:
+    return int(getattr(args, "compile_workers", 1) or 1)
 
 
 class _Carried:
@@ -403,7 +488,7 @@ def _selfplay_grid(args: argparse.Namespace) -> list[tuple[str, int, int]]:
         return chosen
     if args.quick:
         return [("2x32", 8, 64)]
-    return [(net, sims, batch) for net in NETS for sims in (8, 32) for batch in (64, 256, 1024)]
+    return [(net, sims, batch) for net in CPU_NETS for sims in (8, 32) for batch in (64, 256, 1024)]
 
 
 def _network_and_params(net: str, game_name: str = "connect4") -> tuple[Any, Any]:
@@ -458,12 +543,14 @@ def measure_rlloop_selfplay(
     return batch_size * num_moves / seconds, compile_seconds
 
 
-def _sequential_records(net: str, sims: int, args: argparse.Namespace) -> Iterable[Record]:
-    """Sequential games/s, moves/s, mean game length and compile time for one search."""
-    network, params = _network_and_params(net)
-    play_game, compile_seconds = make_sequential_selfplay(network, params, num_simulations=sims)
+def _sequential_records(
+    net: str, sims: int, args: argparse.Namespace, built: tuple[Callable[[jax.Array], int], float]
+) -> Iterable[Record]:
+    """Sequential games/s, moves/s, mean game length and compile time for one search
+    (``built``: :func:`make_sequential_selfplay`'s result)."""
+    play_game, compile_seconds = built
     # Whole games, enough of them for a mean game length within about a move.
-    min_games = 2 if args.quick else 12
+    min_games = 2 if args.quick else int(getattr(args, "sequential_games", 12) or 12)
     play_game(jax.random.key(-1))  # warm-up: the first calls of an executable are slower
     start, games_played, moves_played = time.perf_counter(), 0, 0
     while True:
@@ -480,15 +567,59 @@ def _sequential_records(net: str, sims: int, args: argparse.Namespace) -> Iterab
     yield record("selfplay_compile", compile_seconds, "s", **config)
 
 
+def _selfplay_builds(
+    grid: list[tuple[str, int, int]], mesh: Any
+) -> tuple[list[Callable[[], Any]], dict[tuple[str, int], int], list[tuple[int, int]]]:
+    """The programs of the ``selfplay`` suite in the order they are measured: each (net,
+    simulations)'s sequential baseline before its first batch, then rlloop's chunk and the
+    reference for every configuration. Returns (builds, sequential build index by (net,
+    simulations), (rlloop, reference) build indices by configuration)."""
+    builds: list[Callable[[], Any]] = []
+    sequential: dict[tuple[str, int], int] = {}
+    pairs: list[tuple[int, int]] = []
+    for net, sims, batch in grid:
+        if (net, sims) not in sequential:
+            sequential[(net, sims)] = len(builds)
+            builds.append(lambda net=net, sims=sims: make_sequential_selfplay(
+                *_network_and_params(net), num_simulations=sims))  # fmt: skip
+        num_moves = moves_per_call(batch)
+
+        def rlloop_side(net=net, sims=sims, batch=batch, num_moves=num_moves):
+            return make_rlloop_selfplay(
+                *_network_and_params(net), num_simulations=sims, batch_size=batch,
+                num_moves=num_moves, mesh=mesh,
+            )  # fmt: skip
+
+        def reference_side(net=net, sims=sims, batch=batch, num_moves=num_moves):
+            return make_reference_selfplay(
+                *_network_and_params(net), num_simulations=sims, batch_size=batch,
+                num_moves=num_moves,
+            )  # fmt: skip
+
+        pairs.append((len(builds), len(builds) + 1))
+        builds += [rlloop_side, reference_side]
+    return builds, sequential, pairs
+
+
 def _selfplay_suite(args: argparse.Namespace) -> Iterable[Record]:
     from rlloop import parallel
 
     mesh = parallel.make_mesh()
     devices = mesh.devices.size
+    grid = _selfplay_grid(args)
+    builds, sequential_index, pairs = _selfplay_builds(grid, mesh)
+    handles = build_all(builds, _workers(args))
     sequential: dict[tuple[str, int], dict[str, float]] = {}
-    for net, sims, batch in _selfplay_grid(args):
+    for position, ((net, sims, batch), (own, ref)) in enumerate(zip(grid, pairs, strict=True)):
+        config = {"game": "connect4", "net": net, "simulations": sims, "batch_size": batch}
+        if over_budget(args):
+            for net_, sims_, batch_ in grid[position:]:
+                yield skipped_for_budget("selfplay_skipped", game="connect4", net=net_,
+                                         simulations=sims_, batch_size=batch_)  # fmt: skip
+            return
         if (net, sims) not in sequential:
-            lines = list(_sequential_records(net, sims, args))
+            built = handles[sequential_index[(net, sims)]].result()
+            lines = list(_sequential_records(net, sims, args, built))
             yield from lines
             sequential[(net, sims)] = {line["name"]: line["value"] for line in lines}
         baseline = sequential[(net, sims)]
@@ -496,20 +627,17 @@ def _selfplay_suite(args: argparse.Namespace) -> Iterable[Record]:
         # sequential baseline's whole games (same search, net and move rule). A timed batch
         # call is a few moves of every game, too short to count whole games without bias.
         length = baseline["selfplay_mean_game_length"]
-        config = {"game": "connect4", "net": net, "simulations": sims, "batch_size": batch}
-        network, params = _network_and_params(net)
         num_moves = moves_per_call(batch)
-
-        step, states, compile_seconds = make_rlloop_selfplay(
-            network, params, num_simulations=sims, batch_size=batch, num_moves=num_moves,
-            mesh=mesh,
-        )  # fmt: skip
-        ref_step, ref_states, ref_compile = make_reference_selfplay(
-            network, params, num_simulations=sims, batch_size=batch, num_moves=num_moves
-        )
-        seconds, ref_seconds = time_interleaved(
-            [_Carried(step, states), _Carried(ref_step, ref_states)], args
-        )
+        try:
+            step, states, compile_seconds = handles[own].result()
+            ref_step, ref_states, ref_compile = handles[ref].result()
+            seconds, ref_seconds = time_interleaved(
+                [_Carried(step, states), _Carried(ref_step, ref_states)], args
+            )
+        except _OUT_OF_RESOURCES as error:
+            yield record("selfplay_skipped", 1, "skipped", **config,
+                         reason=f"{type(error).__name__}: {str(error)[:200]}")
+            continue
         rate, ref_rate = batch * num_moves / seconds, batch * num_moves / ref_seconds
         engine = {"engine": "rlloop", "devices": devices, "moves_per_call": num_moves}
         yield record("selfplay_moves", rate, "moves/s", **config, **engine)
@@ -532,6 +660,24 @@ SUITES["selfplay"] = _selfplay_suite
 # ---------------------------------------------------------------------------- train
 
 
+def _train_grid(args: argparse.Namespace) -> list[tuple[str, int, int]]:
+    """(net, batch, steps per call) of the ``train`` suite: ``--train-net`` and
+    ``--train-batch`` when given, else 2x32 and 4x64 at 256 and 1024 (2x32 at 64 with
+    ``--quick``); ``--train-steps`` steps per call, else 4096 // batch (at least 2)."""
+    nets = [name for text in getattr(args, "train_net", None) or [] for name in text.split(",")]
+    for net in nets:
+        if net not in NETS:
+            raise SystemExit(f"--train-net {net!r}: valid: {', '.join(NETS)}")
+    batches = [int(b) for text in getattr(args, "train_batch", None) or [] for b in text.split(",")]
+    nets = nets or (["2x32"] if args.quick else list(CPU_NETS))
+    batches = batches or ([64] if args.quick else [256, 1024])
+    fixed = int(getattr(args, "train_steps", 0) or 0)
+    return [
+        (net, batch, fixed or (2 if args.quick else max(2, 4096 // batch)))
+        for net in nets for batch in batches
+    ]  # fmt: skip
+
+
 def _train_suite(args: argparse.Namespace) -> Iterable[Record]:
     import numpy as np
 
@@ -545,92 +691,96 @@ def _train_suite(args: argparse.Namespace) -> Iterable[Record]:
     replicated = parallel.replicated(mesh)
     by_step_and_sample = parallel.batch_sharding(mesh, axis=1)
     tables = stack_symmetries(game.symmetries()) if train_config.augment else None
-    for net in ("2x32",) if args.quick else tuple(NETS):
-        for batch in (64,) if args.quick else (256, 1024):
-            num_steps = 2 if args.quick else max(2, 4096 // batch)
-            network, params = _network_and_params(net)
-            optimizer = make_optimizer(train_config)
-            train_step = make_train_step(
-                network, optimizer,
-                value_loss_weight=float(train_config.value_loss_weight), symmetry_tables=tables,
+    on_cpu = mesh.devices.flat[0].platform == "cpu"
+    grid = _train_grid(args)
+
+    def build(net: str, batch: int, num_steps: int) -> dict[str, Any]:
+        network, params = _network_and_params(net)
+        optimizer = make_optimizer(train_config)
+        train_step = make_train_step(
+            network, optimizer,
+            value_loss_weight=float(train_config.value_loss_weight), symmetry_tables=tables,
+        )  # fmt: skip
+        # As the loop does: one jitted step per Python call, batches split on ``data``,
+        # state replicated and donated.
+        jitted_step = jax.jit(
+            train_step,
+            in_shardings=(replicated, by_step_and_sample, replicated, replicated),
+            out_shardings=(replicated, replicated),
+            donate_argnums=(0,),
+        )
+
+        def scanned(state: Any, batches: Any, key: jax.Array) -> Any:
+            keys = jax.random.split(key, num_steps)
+            return jax.lax.scan(
+                lambda state, index: train_step(state, batches, index, keys[index]),
+                state, jnp.arange(num_steps, dtype=jnp.int32),
             )  # fmt: skip
-            # As the loop does: one jitted step per Python call, batches split on ``data``,
-            # state replicated and donated.
-            jitted_step = jax.jit(
-                train_step,
-                in_shardings=(replicated, by_step_and_sample, replicated, replicated),
-                out_shardings=(replicated, replicated),
-                donate_argnums=(0,),
-            )
 
-            def scanned(
-                state: Any, batches: Any, key: jax.Array, step: Callable = train_step,
-                count: int = num_steps,
-            ) -> Any:  # fmt: skip
-                keys = jax.random.split(key, count)
-                return jax.lax.scan(
-                    lambda state, index: step(state, batches, index, keys[index]),
-                    state, jnp.arange(count, dtype=jnp.int32),
-                )  # fmt: skip
+        # The alternative: the K steps in one jitted ``lax.scan``.
+        jitted_scan = jax.jit(
+            scanned,
+            in_shardings=(replicated, by_step_and_sample, replicated),
+            out_shardings=(replicated, replicated),
+            donate_argnums=(0,),
+        )
+        rng = np.random.default_rng(0)
+        shape = (num_steps, batch)
+        policy = rng.random((*shape, game.num_actions), dtype=np.float32)
+        observation = rng.random((*shape, *game.observation_shape)) < 0.3
+        batches = {
+            "observation": observation.astype(np.float32),
+            "policy": policy / policy.sum(-1, keepdims=True),
+            "value": rng.choice(np.float32([-1, 0, 1]), (*shape, game.num_players)),
+        }
+        batches = parallel.put_batch(batches, mesh, axis=1)
 
-            # The alternative: the K steps in one jitted ``lax.scan``.
-            jitted_scan = jax.jit(
-                scanned,
-                in_shardings=(replicated, by_step_and_sample, replicated),
-                out_shardings=(replicated, replicated),
-                donate_argnums=(0,),
-            )
-            rng = np.random.default_rng(0)
-            shape = (num_steps, batch)
-            policy = rng.random((*shape, game.num_actions), dtype=np.float32)
-            observation = rng.random((*shape, *game.observation_shape)) < 0.3
-            batches = {
-                "observation": observation.astype(np.float32),
-                "policy": policy / policy.sum(-1, keepdims=True),
-                "value": rng.choice(np.float32([-1, 0, 1]), (*shape, game.num_players)),
-            }
-            batches = parallel.put_batch(batches, mesh, axis=1)
+        def fresh_state() -> Any:
+            # Host copies first: each timed side donates its own state's buffers.
+            state = jax.tree.map(np.array, init_train_state(params, optimizer))
+            return parallel.put_replicated(state, mesh)
 
-            def fresh_state(params: Any = params, optimizer: Any = optimizer) -> Any:
-                # Host copies first: each timed side donates its own state's buffers.
-                state = jax.tree.map(np.array, init_train_state(params, optimizer))
-                return parallel.put_replicated(state, mesh)
+        key = jax.random.key(0)
+        step_exe, step_compile = _compile(jitted_step, fresh_state(), batches, jnp.int32(0), key)
 
-            key = jax.random.key(0)
-            step_exe, step_compile = _compile(jitted_step, fresh_state(), batches, jnp.int32(0), key)
-            scan_exe, scan_compile = (
-                _compile(jitted_scan, fresh_state(), batches, key) if net == "2x32" else (None, 0.0)
-            )
+        def python_loop(state: Any, key: jax.Array) -> Any:
+            keys = jax.random.split(key, num_steps)
+            for index in range(num_steps):
+                state, metrics = step_exe(state, batches, np.int32(index), keys[index])
+            return state, metrics
 
-            def python_loop(
-                state: Any, key: jax.Array, run: Any = step_exe, data: Any = batches,
-                count: int = num_steps,
-            ) -> Any:  # fmt: skip
-                keys = jax.random.split(key, count)
-                for index in range(count):
-                    state, metrics = run(state, data, np.int32(index), keys[index])
-                return state, metrics
+        sides = [("step", _Carried(python_loop, fresh_state()), step_compile)]
+        # On XLA:CPU the scan runs ~15x slower (convolution gradients inside a loop body):
+        # the 4x64 net's scan takes minutes a call there, so on CPU only 2x32 compares both.
+        if net == "2x32" or not on_cpu:
+            scan_exe, scan_compile = _compile(jitted_scan, fresh_state(), batches, key)
+            sides.append(("scan", _Carried(lambda state, key: scan_exe(state, batches, key),
+                                           fresh_state()), scan_compile))  # fmt: skip
+        return {"sides": sides}
 
-            def in_scan(
-                state: Any, key: jax.Array, run: Any = scan_exe, data: Any = batches
-            ) -> Any:
-                return run(state, data, key)
-
-            # The scan runs ~15x slower on XLA:CPU (convolution gradients inside a loop body):
-            # the 4x64 net's scan takes minutes a call, so it is compared on 2x32 only.
-            sides = [("step", _Carried(python_loop, fresh_state()), step_compile)]
-            if net == "2x32":
-                sides.append(("scan", _Carried(in_scan, fresh_state()), scan_compile))
+    handles = build_all([lambda c=c: build(*c) for c in grid], _workers(args))
+    for position, ((net, batch, num_steps), handle) in enumerate(zip(grid, handles, strict=True)):
+        config = {"game": "connect4", "net": net, "batch_size": batch,
+                  "steps_per_call": num_steps, "devices": mesh.devices.size}
+        if over_budget(args):
+            for net_, batch_, steps_ in grid[position:]:
+                yield skipped_for_budget("train_skipped", game="connect4", net=net_,
+                                         batch_size=batch_, steps_per_call=steps_)  # fmt: skip
+            return
+        try:
+            sides = handle.result()["sides"]
             seconds = time_interleaved([carried for _, carried, _ in sides], args)
-            config = {"game": "connect4", "net": net, "batch_size": batch,
-                      "steps_per_call": num_steps, "devices": mesh.devices.size}
-            for (style, _, compile_seconds), per_call in zip(sides, seconds, strict=True):
-                yield record("train_steps", num_steps / per_call, "steps/s", **config, style=style)
-                yield record("train_samples", num_steps * batch / per_call, "samples/s",
-                             **config, style=style)
-                yield record("train_compile", compile_seconds, "s", **config, style=style)
-            if len(seconds) == 2:
-                yield record("train_ratio_step_vs_scan", seconds[1] / seconds[0], "x", **config)
+        except _OUT_OF_RESOURCES as error:
+            yield record("train_skipped", 1, "skipped", **config,
+                         reason=f"{type(error).__name__}: {str(error)[:200]}")
+            continue
+        for (style, _, compile_seconds), per_call in zip(sides, seconds, strict=True):
+            yield record("train_steps", num_steps / per_call, "steps/s", **config, style=style)
+            yield record("train_samples", num_steps * batch / per_call, "samples/s",
+                         **config, style=style)
+            yield record("train_compile", compile_seconds, "s", **config, style=style)
+        if len(seconds) == 2:
+            yield record("train_ratio_step_vs_scan", seconds[1] / seconds[0], "x", **config)
 
 
 SUITES["train"] = _train_suite
@@ -715,8 +865,6 @@ RINGRIFT_CONFIGS = tuple(
 # Moves per timed random-play call, all games together (batch x steps, steps capped at 256):
 # 256 steps at batch 1, 64 at batch 64, 4 at batch 1024.
 RINGRIFT_MOVES_PER_CALL = 4096
-# What XLA raises when a program does not fit (allocation failures are runtime errors).
-_OUT_OF_RESOURCES = (MemoryError, jax.errors.JaxRuntimeError)
 
 
 def state_bytes(states: Any) -> int:
@@ -726,8 +874,15 @@ def state_bytes(states: Any) -> int:
     )
 
 
-def _available_memory() -> int | None:
-    """Bytes the OS can still hand out (``MemAvailable``), or None where unknown."""
+def _available_memory(device: Any = None) -> int | None:
+    """Bytes a program can still get: on an accelerator, its allocator's limit minus what is
+    in use (``Device.memory_stats``); on the host, what the OS can hand out
+    (``MemAvailable``). None where unknown."""
+    if device is not None and device.platform != "cpu":
+        stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+        if stats and "bytes_limit" in stats:
+            return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+        return None
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
@@ -757,33 +912,44 @@ def _ringrift_configs(args: argparse.Namespace) -> list[str]:
     return ["square8_2p"] if args.quick else list(RINGRIFT_CONFIGS)
 
 
-def _ringrift_random_play(
-    game: games.Game, batch: int, args: argparse.Namespace, *, length_games: bool
-) -> Iterable[Record]:
-    """Random-play steps/s and compile time at ``batch`` (and, when ``length_games``, the mean
-    length of one whole random game per slot of this batch)."""
+def _ringrift_random_play_build(game: games.Game, batch: int, args: argparse.Namespace) -> dict:
+    """Compile the random-play call of ``batch`` games (see :func:`_ringrift_random_play`)."""
     budget = 256 if args.quick else RINGRIFT_MOVES_PER_CALL
     num_steps = max(1, min(256, budget // batch))
-    config = {"game": game.name, "batch_size": batch, "steps_per_call": num_steps}
     run = jax.jit(
         make_carried_random_play(game.init, game.step, batch_size=batch, num_steps=num_steps)
     )
     states = jax.vmap(game.init)(jax.random.split(jax.random.key(0), batch))
     first_lengths = jnp.zeros(batch, jnp.int32)
+    compiled, compile_seconds = _compile(run, states, first_lengths, jax.random.key(1))
+    return {"compiled": compiled, "compile_seconds": compile_seconds, "num_steps": num_steps,
+            "states": states, "first_lengths": first_lengths}  # fmt: skip
+
+
+def _ringrift_random_play(
+    game: games.Game, batch: int, args: argparse.Namespace, built: Any, *, length_games: bool
+) -> Iterable[Record]:
+    """Random-play steps/s and compile time at ``batch`` (and, when ``length_games``, the mean
+    length of one whole random game per slot of this batch). ``built``: the handle of
+    :func:`_ringrift_random_play_build`'s result."""
+    budget = 256 if args.quick else RINGRIFT_MOVES_PER_CALL
+    num_steps = max(1, min(256, budget // batch))
+    config = {"game": game.name, "batch_size": batch, "steps_per_call": num_steps}
     try:
-        compiled, compile_seconds = _compile(run, states, first_lengths, jax.random.key(1))
+        built = built.result()
     except _OUT_OF_RESOURCES as error:
         yield record("ringrift_random_play_skipped", 1, "skipped", **config,
                      reason=f"compile failed: {type(error).__name__}: {str(error)[:200]}")
         return
-    yield record("ringrift_random_play_compile", compile_seconds, "s", **config)
+    compiled = built["compiled"]
+    yield record("ringrift_random_play_compile", built["compile_seconds"], "s", **config)
     analysis = compiled.memory_analysis() if hasattr(compiled, "memory_analysis") else None
     if analysis is not None:
         needed = sum(
             int(getattr(analysis, field, 0) or 0)
             for field in ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes")
         )
-        available = _available_memory()
+        available = _available_memory(jax.devices()[0])
         if available is not None and needed > 0.8 * available:
             yield record("ringrift_random_play_skipped", needed, "bytes", **config,
                          reason=f"needs {needed / 2**30:.1f} GiB, {available / 2**30:.1f} GiB free")
@@ -791,7 +957,7 @@ def _ringrift_random_play(
         yield record("ringrift_random_play_memory", needed, "bytes", **config)
 
     carried = _Carried(lambda carry, key: (lambda out: (out, out[1]))(compiled(*carry, key)),
-                       (states, first_lengths))
+                       (built["states"], built["first_lengths"]))
     try:
         seconds = time_interleaved([carried], args)[0]
     except _OUT_OF_RESOURCES as error:
@@ -813,32 +979,46 @@ def _ringrift_random_play(
         calls_left -= 1
     lengths = jax.device_get(carried.state[1])
     finished = lengths[lengths > 0]
-    if finished.size:
+    if finished.size == batch:
         yield record(
             "ringrift_mean_game_length", finished.mean(), "moves", game=game.name,
-            games=int(finished.size), unfinished=int(batch - finished.size),
+            games=int(finished.size), unfinished=0,
             source=f"random play, first game of each of {batch} slots",
         )  # fmt: skip
-    else:  # no game ended in time: every game is longer than the moves each slot played
+    else:  # not every game ended in time: a mean over the finished ones would be too short
+        played = carried.calls * num_steps  # moves every unfinished first game has so far
+        bound = (float(finished.sum()) + played * (batch - finished.size)) / batch
         yield record(
-            "ringrift_mean_game_length_lower_bound", carried.calls * num_steps, "moves",
-            game=game.name, games=0, unfinished=batch,
-            source=f"random play, {batch} slots, none finished within the time allowed",
+            "ringrift_mean_game_length_lower_bound", bound, "moves",
+            game=game.name, games=int(finished.size), unfinished=int(batch - finished.size),
+            source=f"random play, {batch} slots, not all finished within the time allowed",
         )  # fmt: skip
 
 
-def _ringrift_selfplay(game: games.Game, args: argparse.Namespace, mesh: Any) -> Iterable[Record]:
-    """Self-play moves/s with search (rlloop's chunk, as the ``selfplay`` suite builds it)."""
-    batch, sims = (2 * mesh.devices.size, 2) if args.quick else (64, 8)
-    num_moves = 1 if args.quick else 4
-    network, params = _network_and_params("2x32", game.name)
-    config = {"game": game.name, "net": "2x32", "simulations": sims, "batch_size": batch,
+def _ringrift_selfplay_config(args: argparse.Namespace, mesh: Any) -> tuple[str, int, int, int]:
+    """(net, simulations, batch, moves per call) of the suite's self-play figure:
+    ``--ringrift-selfplay NET:SIMS:BATCH``, else 2x32, 8 simulations, batch 64, 4 moves."""
+    if args.quick:
+        return "2x32", 2, 2 * mesh.devices.size, 1
+    text = getattr(args, "ringrift_selfplay", None)
+    if not text:
+        return "2x32", 8, 64, 4
+    net, sims, batch = text.split(":")
+    if net not in NETS:
+        raise SystemExit(f"--ringrift-selfplay {text!r}: net must be one of {', '.join(NETS)}")
+    return net, int(sims), int(batch), max(1, min(4, RINGRIFT_MOVES_PER_CALL // int(batch)))
+
+
+def _ringrift_selfplay(
+    game: games.Game, args: argparse.Namespace, mesh: Any, built: Any
+) -> Iterable[Record]:
+    """Self-play moves/s with search (rlloop's chunk, as the ``selfplay`` suite builds it).
+    ``built``: the handle of that chunk's :func:`make_rlloop_selfplay` result."""
+    net, sims, batch, num_moves = _ringrift_selfplay_config(args, mesh)
+    config = {"game": game.name, "net": net, "simulations": sims, "batch_size": batch,
               "moves_per_call": num_moves, "devices": mesh.devices.size}
     try:
-        step, states, compile_seconds = make_rlloop_selfplay(
-            network, params, num_simulations=sims, batch_size=batch, num_moves=num_moves,
-            mesh=mesh, game_name=game.name,
-        )  # fmt: skip
+        step, states, compile_seconds = built.result()
         seconds = _time_carried(_Carried(step, states), args)
     except _OUT_OF_RESOURCES as error:
         yield record("ringrift_selfplay_skipped", 1, "skipped", **config,
@@ -848,25 +1028,51 @@ def _ringrift_selfplay(game: games.Game, args: argparse.Namespace, mesh: Any) ->
     yield record("ringrift_selfplay_moves", batch * num_moves / seconds, "moves/s", **config)
 
 
+def _ringrift_batches(args: argparse.Namespace) -> tuple[list[int], int]:
+    """(random-play batches, the batch whose games give the mean length)."""
+    chosen = [int(b) for text in getattr(args, "ringrift_batches", None) or []
+              for b in text.split(",") if b.strip()]  # fmt: skip
+    if any(batch < 1 for batch in chosen):
+        raise SystemExit(f"--ringrift-batches {chosen}: batches must be >= 1")
+    batches = chosen or ([8] if args.quick else [1, 64, 1024])
+    length_batch = 8 if args.quick else 64
+    return batches, length_batch if length_batch in batches else batches[0]
+
+
 def _ringrift_suite(args: argparse.Namespace) -> Iterable[Record]:
     from rlloop import parallel
 
     mesh = parallel.make_mesh()
-    batches = (8,) if args.quick else (1, 64, 1024)
-    length_batch = 8 if args.quick else 64
-    for name in _ringrift_configs(args):
+    batches, length_batch = _ringrift_batches(args)
+    names = _ringrift_configs(args)
+    net, sims, sp_batch, sp_moves = _ringrift_selfplay_config(args, mesh)
+    builds: list[Callable[[], Any]] = []
+    for name in names:
+        game = games.make(f"ringrift_{name}")
+        builds += [lambda game=game, batch=batch: _ringrift_random_play_build(game, batch, args)
+                   for batch in batches]  # fmt: skip
+        builds.append(lambda game=game: make_rlloop_selfplay(
+            *_network_and_params(net, game.name), num_simulations=sims, batch_size=sp_batch,
+            num_moves=sp_moves, mesh=mesh, game_name=game.name,
+        ))  # fmt: skip
+    handles = iter(build_all(builds, _workers(args)))
+    for position, name in enumerate(names):
+        if over_budget(args):
+            for name_ in names[position:]:
+                yield skipped_for_budget("ringrift_skipped", game=f"ringrift_{name_}")
+            return
         game = games.make(f"ringrift_{name}")
         shapes = jax.eval_shape(jax.vmap(game.init), jax.random.split(jax.random.key(0), 2))
         yield record("ringrift_state_bytes", state_bytes(shapes) / 2, "bytes", game=game.name)
         length = None
         for batch in batches:
             for line in _ringrift_random_play(
-                game, batch, args, length_games=batch == length_batch
+                game, batch, args, next(handles), length_games=batch == length_batch
             ):
                 yield line
                 if line["name"] == "ringrift_mean_game_length":
                     length = line
-        for line in _ringrift_selfplay(game, args, mesh):
+        for line in _ringrift_selfplay(game, args, mesh, next(handles)):
             yield line
             if line["name"] == "ringrift_selfplay_moves" and length is not None:
                 # games/s = moves/s / mean length of random games (an untrained net's
@@ -911,6 +1117,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ringrift-length-seconds", type=float, default=60.0,
                         help="ringrift suite: seconds of extra random play allowed per "
                              "configuration to finish the games whose mean length is measured")
+    parser.add_argument("--ringrift-batches", action="append", metavar="B[,B...]",
+                        help="ringrift suite: random-play batches (default 1,64,1024); the mean "
+                             "game length is measured at 64 if chosen, else at the first")
+    parser.add_argument("--ringrift-selfplay", metavar="NET:SIMS:BATCH",
+                        help="ringrift suite: the self-play configuration (default 2x32:8:64)")
+    parser.add_argument("--sequential-games", type=int, default=12,
+                        help="selfplay suite: whole games the sequential baseline plays at "
+                             "least (default 12)")
+    parser.add_argument("--train-net", action="append", metavar="NET[,NET...]",
+                        help=f"train suite: nets ({', '.join(NETS)}; default 2x32,4x64)")
+    parser.add_argument("--train-batch", action="append", metavar="B[,B...]",
+                        help="train suite: batch sizes (default 256,1024)")
+    parser.add_argument("--train-steps", type=int, default=0,
+                        help="train suite: steps per timed call (default 4096 // batch, >= 2)")
+    parser.add_argument("--compile-workers", type=int, default=1,
+                        help="compile a suite's programs on this many threads up front "
+                             "(default 1: one at a time, just before each is timed)")
+    parser.add_argument("--budget", type=float, default=0.0,
+                        help="seconds for the whole run: once spent, configurations not yet "
+                             "started are reported as skipped (default 0: no limit)")
     parser.add_argument("--seconds", type=float, default=1.0,
                         help="minimum timed seconds per measurement (default 1.0)")
     parser.add_argument("--devices", type=int, default=None,
@@ -926,6 +1152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices-child", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--child-config", default="2x32:8:64", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.started = time.perf_counter()
     if args.devices_child:
         set_host_devices(args.devices_child)
         for line in _devices_child(args):
@@ -941,4 +1168,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if any(not future.done() for future in _BACKGROUND_BUILDS):
+        # Compiles of configurations the budget left out are still running on daemon
+        # threads; leave without waiting for them (or for XLA to tear them down).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
