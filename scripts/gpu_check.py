@@ -33,6 +33,7 @@ the script is known to work before a GPU is at hand; ``tests/test_gpu_check.py``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -216,10 +217,8 @@ def loop_figures(run_dir: Path) -> list[dict[str, Any]]:
     metrics = []
     if metrics_path.is_file():
         for text in metrics_path.read_text().splitlines():
-            try:
+            with contextlib.suppress(json.JSONDecodeError):  # a line cut by the stop
                 metrics.append(json.loads(text))
-            except json.JSONDecodeError:
-                pass  # a line cut by the stop
     if metrics:
         last = metrics[-1]
         add("loop_iterations", len(metrics), "iterations")
