@@ -38,7 +38,6 @@ import dataclasses
 import json
 import os
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # rlloop from this tree (the GPU machine does not install it)
+    sys.path.insert(0, str(ROOT))
 
 # The GPU grid, most wanted first: a bench step's budget cuts configurations from the end.
 GPU_SELFPLAY = [
@@ -93,12 +94,14 @@ def plan(dry_run: bool, python: str, run_dir: Path) -> list[Step]:
         selfplay += ["--sequential-games", "3", "--seconds", "0.5", "--compile-workers", "16",
                      "--budget", "90"]
         train = ["--train-net", "2x32,6x128", "--train-batch", "4096,8192", "--train-steps", "8",
-                 "--seconds", "0.5", "--compile-workers", "8", "--budget", "25"]
+                 "--seconds", "0.5", "--compile-workers", "8", "--budget", "60"]
         ringrift = ["--ringrift-configs", GPU_RINGRIFT, "--ringrift-batches", "1024,4096,16384",
                     "--ringrift-selfplay", "2x32:32:1024", "--ringrift-length-seconds", "8",
                     "--seconds", "0.5", "--compile-workers", "12", "--budget", "75"]
         loop = ["+experiment=connect4_perfect", "+hardware=h200"]
-        limits = {"env": 30, "selfplay": 105, "train": 40, "ringrift": 90}
+        # Measured on the H200 (2026-12-04): env 4 s, selfplay 89 s, train ~70 s (the 6x128
+        # train step compiles in ~45 s), ringrift 86 s, the loop 5 minutes + ~20 s.
+        limits = {"env": 30, "selfplay": 105, "train": 80, "ringrift": 95}
     loop += [f"hydra.run.dir={run_dir}"]
     return [
         Step("env", env, limits["env"]),
@@ -239,26 +242,25 @@ def loop_figures(run_dir: Path) -> list[dict[str, Any]]:
             values = [m[key] for m in metrics if isinstance(m.get(key), int | float)]
             if values:
                 add(f"loop_total_{key}", sum(values), "s")
-    ledger = run_dir / "ledger.sqlite"
-    if ledger.is_file():
-        connection = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
+    ledger_path = run_dir / "ledger.sqlite"
+    if ledger_path.is_file():
+        from rlloop.ledger import Ledger  # sqlite only: no JAX in this process
+
+        ledger = Ledger(ledger_path, readonly=True)
         try:
-            (promotions,) = connection.execute("SELECT COUNT(*) FROM promotions").fetchone()
-            add("loop_promotions", promotions, "promotions")
-            for (payload,) in connection.execute(
-                "SELECT payload FROM events WHERE kind = 'PERFECT_PLAY' ORDER BY id"
-            ):
-                event = json.loads(payload)
-                for result in event.get("results", []):
+            add("loop_promotions", len(ledger.promotions()), "promotions")
+            for event in ledger.events_since(kind="PERFECT_PLAY"):
+                for result in event.payload.get("results", []):
                     if result.get("mistake_rate") is None:
                         continue
                     add("loop_perfect_play_mistake_rate", result["mistake_rate"], "share",
-                        model=event.get("model_id"), iteration=event.get("iteration"),
-                        set=result.get("set"), simulations=result.get("simulations"),
-                        positions=result.get("scored"), mistakes=result.get("mistakes"),
+                        model=event.payload.get("model_id"),
+                        iteration=event.payload.get("iteration"), set=result.get("set"),
+                        simulations=result.get("simulations"), positions=result.get("scored"),
+                        mistakes=result.get("mistakes"),
                         value_accuracy=result.get("value_accuracy"))  # fmt: skip
         finally:
-            connection.close()
+            ledger.close()
     return lines
 
 
