@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-long test-contract test-all bench lint clean
+.PHONY: install run test test-long test-contract test-all bench gpu-check lint clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ test-all: install
 
 bench: install
 	$(PY) -m rlloop.bench $(ARGS)
+
+# On a GPU machine, with that machine's own Python (no .venv): see scripts/gpu_check.sh.
+gpu-check:
+	bash scripts/gpu_check.sh $(ARGS)
 
 lint: install
 	$(PY) -m ruff check .

@@ -29,6 +29,12 @@ Suites:
             with search (2x32 net, 8 simulations, batch 64) in moves/s and games/s
             (= moves/s / that mean length). No reference engine runs in-process.
 
+GPU sizes (``scripts/gpu_check.sh``): ``--selfplay-config NET:SIMS:BATCH`` (nets 2x32, 4x64,
+6x128), ``--train-net/--train-batch/--train-steps``, ``--ringrift-batches`` and
+``--ringrift-selfplay``. ``--compile-workers N`` compiles a suite's programs on N threads
+before timing any (XLA compiles with the GIL released); ``--budget S`` reports the
+configurations not started within S seconds as skipped.
+
 Device count: JAX's host device count is fixed when JAX starts, so ``main`` sets it first
 (``--devices``, default ``hardware=cpu``'s ``num_cpu_devices``); rlloop's side of a figure uses
 every device, as ``python -m rlloop.run`` does, and a reference uses one, as a user's plain

@@ -399,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", default="",
                         help="the loop's run directory (default: a fresh one under /tmp)")
     parser.add_argument("--python", default=sys.executable, help="the Python of the steps")
+    parser.add_argument("--loop-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Hydra override appended to the loop's command (repeatable), "
+                             "e.g. train.steps_per_iteration=160")
     parser.add_argument("--steps", default="env,selfplay,train,ringrift,loop",
                         help="comma-separated subset of the steps")
     args = parser.parse_args(argv)
@@ -416,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
         env["JAX_PLATFORMS"] = "cpu"
     chosen = [name.strip() for name in args.steps.split(",") if name.strip()]
     steps = plan(args.dry_run, args.python, run_dir)
+    for override in args.loop_override:
+        if "=" not in override:
+            parser.error(f"--loop-override {override!r}: expected KEY=VALUE")
+        steps[-1].argv.append(override)
     unknown = set(chosen) - {step.name for step in steps}
     if unknown:
         parser.error(f"--steps: unknown {sorted(unknown)}; valid: {[s.name for s in steps]}")
