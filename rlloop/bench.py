@@ -1090,6 +1090,74 @@ def _ringrift_suite(args: argparse.Namespace) -> Iterable[Record]:
 SUITES["ringrift"] = _ringrift_suite
 
 
+# ---------------------------------------------------------------------------- schedule
+
+
+def _schedule_suite(args: argparse.Namespace) -> Iterable[Record]:
+    """The multi-configuration scheduler's costs: the host time of one pick (twelve RingRift
+    configurations, every dependency a cheap callable), and the cost of switching between two
+    compiled self-play programs from chunk to chunk (tic-tac-toe and Connect Four, 2x32 net,
+    8 simulations), as a share of the chunk time."""
+    from rlloop import parallel
+    from rlloop.scheduler import Rating, ReplayPressure, SelfplayScheduler
+
+    configs = list(RINGRIFT_CONFIGS)
+    pressure = ReplayPressure(4.0, chunk_samples=1024)
+    scheduler = SelfplayScheduler(
+        configs,
+        static_priority={c: 8 - i // 2 for i, c in enumerate(configs)},
+        ratings=lambda: {
+            c: Rating(elo=10.0 * i, iterations_since_promotion=i) for i, c in enumerate(configs)
+        },
+        should_stop=pressure.should_stop,
+        should_throttle=pressure.should_throttle,
+        throttle_factor=pressure.throttle_factor,
+    )
+    picks = 200 if args.quick else 5000
+    start = time.perf_counter()
+    for _ in range(picks):
+        config = scheduler.pick_weighted_config()
+        pressure.added(config, 1024)
+        pressure.consumed(config, 4096)
+    seconds = time.perf_counter() - start
+    yield record("schedule_pick", seconds / picks * 1e6, "us", configs=len(configs), picks=picks)
+
+    mesh = parallel.make_mesh()
+    batch = 2 * mesh.devices.size if args.quick else 64
+    sims, moves = (2, 4) if args.quick else (8, 8)
+    steps = {}
+    for game_name in ("tictactoe", "connect4"):
+        step, states, _ = make_rlloop_selfplay(
+            *_network_and_params("2x32", game_name), num_simulations=sims, batch_size=batch,
+            num_moves=moves, mesh=mesh, game_name=game_name,
+        )  # fmt: skip
+        steps[game_name] = _Carried(step, states)
+    a, b = steps["tictactoe"], steps["connect4"]
+
+    def same() -> Any:  # each program twice in a row: no switch between the two calls
+        jax.block_until_ready(a())
+        jax.block_until_ready(a())
+        jax.block_until_ready(b())
+        return b()
+
+    def alternating() -> Any:  # the same four calls, switching program at every call
+        jax.block_until_ready(a())
+        jax.block_until_ready(b())
+        jax.block_until_ready(a())
+        return b()
+
+    same_seconds, switch_seconds = time_interleaved([same, alternating], args)
+    config = {"games": "tictactoe,connect4", "net": "2x32", "simulations": sims,
+              "batch_size": batch, "moves_per_chunk": moves}  # fmt: skip
+    yield record("schedule_chunk_seconds", same_seconds / 4, "s", **config)
+    # Two switches more in the alternating round (a|b|a|b: 3 switches vs a a|b b: 1).
+    yield record("schedule_switch_cost", (switch_seconds - same_seconds) / 2 / (same_seconds / 4)
+                 * 100, "% of a chunk", **config)  # fmt: skip
+
+
+SUITES["schedule"] = _schedule_suite
+
+
 def default_devices() -> int:
     """Host devices of ``hardware=cpu`` (conf/hardware/cpu.yaml), rlloop's CPU default."""
     from rlloop.config import compose

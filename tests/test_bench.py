@@ -138,3 +138,16 @@ def test_ringrift_suite_on_one_small_config(capsys: pytest.CaptureFixture[str]) 
 def test_ringrift_configs_are_checked() -> None:
     with pytest.raises(SystemExit, match=r"square9_2p.*square8_2p"):
         bench.main(["--suite", "ringrift", "--ringrift-configs", "square9_2p", *QUICK])
+
+
+def test_schedule_suite_times_picks_and_program_switches(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert bench.main(["--suite", "schedule", *QUICK]) == 0
+    lines = {json.loads(line)["name"]: json.loads(line) for line in capsys.readouterr().out.splitlines()}
+    assert set(lines) == {"schedule_pick", "schedule_chunk_seconds", "schedule_switch_cost"}
+    assert lines["schedule_pick"]["unit"] == "us" and 0 < lines["schedule_pick"]["value"] < 1e5
+    assert lines["schedule_pick"]["config"]["configs"] == 12
+    assert lines["schedule_chunk_seconds"]["value"] > 0
+    # A difference of two timings: its sign is noise when switching costs nothing.
+    assert lines["schedule_switch_cost"]["unit"] == "% of a chunk"
