@@ -7,19 +7,17 @@ and ``meta``. The two live in separate managers so that pruning one never touche
 
 Orbax writes each step into a temporary folder and renames it when complete, so a half-written
 step is never listed. A listed step that still fails to restore (a damaged disk, a kill at the
-worst moment) is skipped in favour of the previous one, with a warning.
+worst moment) is skipped by the loop's resume in favour of the previous one, which it reports
+(``rlloop.loop.Loop._resume``).
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
-
-log = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
@@ -66,8 +64,8 @@ class _Manager:
             )
         except (ValueError, TypeError, KeyError) as error:
             raise CheckpointError(
-                f"checkpoint {self.directory / str(step)} does not fit this run (another game or "
-                f"network shape?): {error}"
+                f"checkpoint {self.directory / str(step)} does not restore (damaged, or another "
+                f"game or network shape): {error}"
             ) from error
         return {name: restored[name] for name in templates}, dict(restored["meta"])
 
@@ -75,22 +73,6 @@ class _Manager:
         """Only the JSON ``meta`` of ``step``."""
         restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
         return dict(restored["meta"])
-
-    def restore_newest(
-        self, templates: dict[str, Any]
-    ) -> tuple[int, dict[str, Any], dict[str, Any]] | None:
-        """Restore the newest step that restores cleanly, warning about any skipped."""
-        for step in reversed(self.steps()):
-            try:
-                items, meta = self.restore(step, templates)
-            except CheckpointError:
-                raise
-            except Exception as error:  # a damaged step: fall back to the previous one
-                log.warning("checkpoint %s/%d is unreadable (%s); trying the previous one",
-                            self.directory, step, error)
-                continue
-            return step, items, meta
-        return None
 
     def delete(self, step: int) -> None:
         self._manager.delete(step)

@@ -120,12 +120,7 @@ class Loop:
         self.pending = PendingGames(
             value_lambda=float(config.train.value_lambda), num_players=self.game.num_players
         )
-        self.replay = ReplayBuffer(
-            int(config.train.replay_capacity),
-            observation_shape=tuple(self.game.observation_shape),
-            num_actions=self.game.num_actions,
-            num_players=self.game.num_players,
-        )
+        self.replay = self._new_replay()
         self.iteration = 0
         self.total_games = 0
         self.total_moves = 0
@@ -217,11 +212,60 @@ class Loop:
 
     # ------------------------------------------------------------------ resume and models
     def _resume(self) -> None:
-        """Continue from the newest complete training checkpoint, if the run dir has one."""
+        """Continue from the newest training checkpoint that restores and verifies.
+
+        A checkpoint verifies when its Orbax items (training state, self-play games, meta)
+        restore, and its replay and waiting-move files exist and read back whole (the zip
+        CRC of every array is checked as it is read) with the sample count its meta
+        recorded. Checkpoints that fail are skipped, newest first, each named with its reason
+        on the console and in the ledger (``CHECKPOINT_SKIPPED``). A checkpoint of another
+        game or network is refused at once; a run none of whose checkpoints verifies is
+        refused with one message that lists them.
+        """
         steps = self.checkpoints.steps()
         if not steps:
             return
-        meta = self.checkpoints.restore_meta(steps[-1])
+        templates = {"state": self.train_state, "selfplay": self.states}
+        skipped: list[tuple[int, str]] = []
+        for step in reversed(steps):
+            try:
+                meta = self.checkpoints.restore_meta(step)
+            except Exception as error:  # a damaged step: its reason is reported below
+                skipped.append((step, f"its meta does not restore ({type(error).__name__}: {error})"))
+                continue
+            self._check_checkpoint_fits(meta)
+            try:
+                items, meta = self.checkpoints.restore(step, templates)
+                replay, pending = self._restore_replay(step, meta)
+            except Exception as error:
+                skipped.append((step, f"{type(error).__name__}: {error}"))
+                continue
+            break
+        else:
+            listed = "; ".join(f"checkpoint {step}: {reason}" for step, reason in skipped)
+            raise CheckpointError(
+                f"{self.run_dir}: no training checkpoint restores ({listed}); move "
+                f"{self.run_dir / 'checkpoints' / 'train'} aside to start this run afresh"
+            )
+        for bad, reason in skipped:
+            self.telemetry.message(f"[rlloop] warning: skipped checkpoint {bad}: {reason}")
+            self.ledger.add_event("CHECKPOINT_SKIPPED", {"step": bad, "reason": reason,
+                                                         "resumed_from": step})  # fmt: skip
+        self.train_state, self.states = items["state"], items["selfplay"]
+        self.replay, self.pending = replay, pending
+        self.iteration = int(meta["iteration"])
+        self.total_games = int(meta.get("total_games", 0))
+        self.total_moves = int(meta.get("total_moves", 0))
+        self.chunks_played = int(meta.get("chunks_played", 0))
+        self._key = jax.random.wrap_key_data(np.asarray(meta["key"], dtype=np.uint32))
+        self._rng.bit_generator.state = meta["numpy_rng"]
+        self.telemetry.message(
+            f"[rlloop] resumed from iteration {self.iteration} (checkpoint {step}); "
+            f"replay {len(self.replay):,} samples"
+        )
+
+    def _check_checkpoint_fits(self, meta: dict[str, Any]) -> None:
+        """Refuse a checkpoint of another game or network shape (CheckpointError)."""
         if meta.get("game") != self.game.name:
             raise CheckpointError(
                 f"{self.run_dir} holds a run of game {meta.get('game')!r}; this config plays "
@@ -234,34 +278,44 @@ class Loop:
                 f"{self.run_dir} holds a network {saved_model}; this config asks for "
                 f"{wanted_model} (use another run dir)"
             )
-        restored = self.checkpoints.restore_newest({"state": self.train_state, "selfplay": self.states})
-        if restored is None:
-            self.telemetry.message("[rlloop] no readable training checkpoint; starting afresh")
-            return
-        step, items, meta = restored
-        if meta.get("game") != self.game.name:
-            raise CheckpointError(
-                f"{self.run_dir} holds a run of game {meta.get('game')!r}; this config plays "
-                f"{self.game.name!r}"
-            )
-        self.train_state, self.states = items["state"], items["selfplay"]
-        self.iteration = int(meta["iteration"])
-        self.total_games = int(meta.get("total_games", 0))
-        self.total_moves = int(meta.get("total_moves", 0))
-        self.chunks_played = int(meta.get("chunks_played", 0))
-        self._key = jax.random.wrap_key_data(np.asarray(meta["key"], dtype=np.uint32))
-        self._rng.bit_generator.state = meta["numpy_rng"]
-        replay_file = self.run_dir / "replay" / f"replay-{step}.npz"
-        if replay_file.is_file():
-            self.replay.load(replay_file)
-        pending_file = self.run_dir / "replay" / f"pending-{step}.npz"
-        if pending_file.is_file():
-            with np.load(pending_file) as data:
-                self.pending.load_state_dict(dict(data))
-        self.telemetry.message(
-            f"[rlloop] resumed from iteration {self.iteration} (checkpoint {step}); "
-            f"replay {len(self.replay):,} samples"
+
+    def _new_replay(self) -> ReplayBuffer:
+        return ReplayBuffer(
+            int(self.config.train.replay_capacity),
+            observation_shape=tuple(self.game.observation_shape),
+            num_actions=self.game.num_actions,
+            num_players=self.game.num_players,
         )
+
+    def _restore_replay(self, step: int, meta: dict[str, Any]) -> tuple[ReplayBuffer, PendingGames]:
+        """The replay and waiting moves saved with checkpoint ``step``, verified (see
+        :meth:`_resume`); raises when a file is missing, damaged or not the one the meta
+        recorded."""
+        replay_file = self.run_dir / "replay" / f"replay-{step}.npz"
+        pending_file = self.run_dir / "replay" / f"pending-{step}.npz"
+        for path in (replay_file, pending_file):
+            if not path.is_file():
+                raise FileNotFoundError(f"its file {path.relative_to(self.run_dir)} is missing")
+        replay = self._new_replay()
+        replay.load(replay_file)
+        expected = meta.get("replay_total_added")  # absent in checkpoints before 2026-12-04
+        if expected is not None and replay.total_added != int(expected):
+            raise ValueError(
+                f"{replay_file.name} holds {replay.total_added:,} added samples, its checkpoint "
+                f"recorded {int(expected):,}"
+            )
+        pending = PendingGames(
+            value_lambda=float(self.config.train.value_lambda), num_players=self.game.num_players
+        )
+        with np.load(pending_file) as data:
+            pending.load_state_dict({name: data[name] for name in data.files})
+        expected = meta.get("pending_waiting")
+        if expected is not None and pending.num_waiting != int(expected):
+            raise ValueError(
+                f"{pending_file.name} holds {pending.num_waiting:,} waiting moves, its checkpoint "
+                f"recorded {int(expected):,}"
+            )
+        return replay, pending
 
     def _select_selfplay_model(self) -> tuple[str, Any]:
         """Self-play's model: the ledger's champion, else the latest checkpoint, else fresh."""
@@ -494,6 +548,9 @@ class Loop:
                 "total_games": self.total_games,
                 "total_moves": self.total_moves,
                 "chunks_played": self.chunks_played,
+                # What the replay files beside this step hold, checked on resume.
+                "replay_total_added": self.replay.total_added,
+                "pending_waiting": self.pending.num_waiting,
                 "key": np.asarray(jax.random.key_data(self._key)).tolist(),
                 "numpy_rng": self._rng.bit_generator.state,
             },

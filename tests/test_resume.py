@@ -125,3 +125,88 @@ def test_resume_refuses_a_newer_ledger(tmp_path: Path, _one_iteration_run: Path)
     second = subprocess.run(_command(run_dir), capture_output=True, text=True, timeout=300)
     assert second.returncode == 2
     assert "999" in second.stderr and "upgrade" in second.stderr.lower()
+
+
+@pytest.fixture(scope="module")
+def _three_checkpoint_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished three-iteration run with checkpoints 1, 2 and 3; tests damage copies."""
+    run_dir = tmp_path_factory.mktemp("three_checkpoints") / "run"
+    first = subprocess.run([*_command(run_dir)[:-1], "loop.iterations=3", "loop.keep_checkpoints=3",
+                            f"hydra.run.dir={run_dir}"],
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    steps = sorted(int(p.name) for p in (run_dir / "checkpoints" / "train").iterdir() if p.name.isdigit())
+    assert steps == [1, 2, 3]
+    return run_dir
+
+
+def _resume_copy(tmp_path: Path, source: Path, damage) -> tuple[subprocess.CompletedProcess, Path]:
+    run_dir = tmp_path / "run"
+    shutil.copytree(source, run_dir)
+    damage(run_dir)
+    # One iteration more than the run had: a resumed run plays it and stops.
+    command = [*_command(run_dir)[:-1], "loop.iterations=4", "loop.keep_checkpoints=3",
+               f"hydra.run.dir={run_dir}"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300), run_dir
+
+
+def _skipped_events(run_dir: Path) -> list[dict]:
+    with Ledger(run_dir / "ledger.sqlite", readonly=True) as ledger:
+        return [event.payload for event in ledger.events_since(kind="CHECKPOINT_SKIPPED")]
+
+
+def test_resume_skips_a_checkpoint_whose_arrays_are_truncated(
+    tmp_path: Path, _three_checkpoint_run: Path
+) -> None:
+    def truncate_arrays(run_dir: Path) -> None:
+        files = [p for p in (run_dir / "checkpoints" / "train" / "3" / "state").rglob("*")
+                 if p.is_file() and p.stat().st_size > 0]  # fmt: skip
+        assert files
+        for path in files:
+            with path.open("r+b") as handle:
+                handle.truncate(path.stat().st_size // 2)
+
+    result, run_dir = _resume_copy(tmp_path, _three_checkpoint_run, truncate_arrays)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipped checkpoint 3" in result.stdout
+    assert "resumed from iteration 2 (checkpoint 2)" in result.stdout
+    (event,) = _skipped_events(run_dir)
+    assert event["step"] == 3 and event["resumed_from"] == 2
+    assert _iterations_done(run_dir) == 3 + 2  # iterations 3 and 4 again after the resume
+
+
+def test_resume_skips_a_checkpoint_whose_replay_is_missing_or_another(
+    tmp_path: Path, _three_checkpoint_run: Path
+) -> None:
+    def delete_newest_replay(run_dir: Path) -> None:
+        (run_dir / "replay" / "replay-3.npz").unlink()
+
+    result, run_dir = _resume_copy(tmp_path / "missing", _three_checkpoint_run, delete_newest_replay)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipped checkpoint 3: FileNotFoundError: its file replay/replay-3.npz is missing" in result.stdout
+    assert "resumed from iteration 2 (checkpoint 2); replay " in result.stdout
+    assert "replay 0 samples" not in result.stdout
+
+    def older_replay_in_place(run_dir: Path) -> None:
+        shutil.copy(run_dir / "replay" / "replay-2.npz", run_dir / "replay" / "replay-3.npz")
+
+    result, run_dir = _resume_copy(tmp_path / "swapped", _three_checkpoint_run, older_replay_in_place)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipped checkpoint 3: ValueError: replay-3.npz holds" in result.stdout
+    assert [event["step"] for event in _skipped_events(run_dir)] == [3]
+
+
+def test_resume_refuses_when_no_checkpoint_verifies(tmp_path: Path, _three_checkpoint_run: Path) -> None:
+    def damage_every_pending_file(run_dir: Path) -> None:
+        for path in (run_dir / "replay").glob("pending-*.npz"):
+            data = bytearray(path.read_bytes())
+            data[len(data) // 2] ^= 0xFF  # one flipped byte: the zip CRC catches it
+            path.write_bytes(bytes(data))
+
+    result, _ = _resume_copy(tmp_path, _three_checkpoint_run, damage_every_pending_file)
+    assert result.returncode == 2
+    message = result.stderr
+    assert "no training checkpoint restores" in message
+    for step in (3, 2, 1):
+        assert f"checkpoint {step}: " in message
+    assert "move" in message and "aside" in message
