@@ -340,13 +340,14 @@ def make_rlloop_selfplay(
     """
     from rlloop import parallel
     from rlloop.search import make_search
-    from rlloop.selfplay import make_selfplay, new_games
+    from rlloop.selfplay import make_selfplay, new_games, policy_slots
 
     game = games.make(game_name)
-    search = make_search(game, network, num_simulations=num_simulations)
+    search = make_search(game, network, num_simulations=num_simulations)  # 256 slots
     play = make_selfplay(
-        game, search, moves_per_chunk=num_moves, temperature_moves=TEMPERATURE_MOVES
-    )
+        game, search, moves_per_chunk=num_moves, temperature_moves=TEMPERATURE_MOVES,
+        policy_slots=policy_slots(game.num_actions, 256),
+    )  # fmt: skip
     if program == "shard_map":
         jitted = parallel.jit_selfplay(play, mesh)
     elif program == "jit":
@@ -1095,9 +1096,10 @@ SUITES["ringrift"] = _ringrift_suite
 
 def _schedule_suite(args: argparse.Namespace) -> Iterable[Record]:
     """The multi-configuration scheduler's costs: the host time of one pick (twelve RingRift
-    configurations, every dependency a cheap callable), and the cost of switching between two
-    compiled self-play programs from chunk to chunk (tic-tac-toe and Connect Four, 2x32 net,
-    8 simulations), as a share of the chunk time."""
+    configurations, every dependency a cheap callable); replay bytes per sample of every
+    RingRift configuration with dense and with sparse policy targets; and the cost of
+    switching between two compiled self-play programs from chunk to chunk (tic-tac-toe and
+    Connect Four, 2x32 net, 8 simulations), as a share of the chunk time."""
     from rlloop import parallel
     from rlloop.scheduler import Rating, ReplayPressure, SelfplayScheduler
 
@@ -1121,6 +1123,23 @@ def _schedule_suite(args: argparse.Namespace) -> Iterable[Record]:
         pressure.consumed(config, 4096)
     seconds = time.perf_counter() - start
     yield record("schedule_pick", seconds / picks * 1e6, "us", configs=len(configs), picks=picks)
+
+    # Replay bytes per sample (observation float32, policy target, value per player): dense
+    # targets (before 2026-12-04) vs sparse ones (K = 256 slots of int32 action + float32).
+    from rlloop.replay import ReplayBuffer
+    from rlloop.selfplay import policy_slots
+
+    for name in ["ringrift_square8_2p"] if args.quick else [f"ringrift_{c}" for c in configs]:
+        game = games.make(name)
+        slots = policy_slots(game.num_actions, 256)
+        buffer = ReplayBuffer(1, observation_shape=tuple(game.observation_shape),
+                              num_actions=game.num_actions, num_players=game.num_players,
+                              policy_slots=slots)  # fmt: skip
+        sparse = sum(array.nbytes for array in buffer._data.values())
+        dense = sparse - slots * 8 + game.num_actions * 4
+        config = {"game": name, "num_actions": game.num_actions, "policy_slots": slots}
+        yield record("schedule_replay_bytes_dense", dense, "bytes/sample", **config)
+        yield record("schedule_replay_bytes_sparse", sparse, "bytes/sample", **config)
 
     mesh = parallel.make_mesh()
     batch = 2 * mesh.devices.size if args.quick else 64

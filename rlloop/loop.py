@@ -51,7 +51,7 @@ from rlloop.perfect_play import metrics_of as perfect_play_metrics
 from rlloop.perfect_play import summary as perfect_play_summary
 from rlloop.replay import PendingGames, ReplayBuffer, quality_problems
 from rlloop.search import search_from_config, search_knobs
-from rlloop.selfplay import make_selfplay, new_games
+from rlloop.selfplay import make_selfplay, new_games, policy_slots
 from rlloop.telemetry import Telemetry
 from rlloop.train import (
     TrainState,
@@ -115,11 +115,11 @@ class Loop:
             init_train_state(params, self.optimizer), self.mesh
         )
 
+        # Entries kept of each policy target: the search's slots (selfplay.policy_slots).
+        self.policy_slots = policy_slots(self.game.num_actions, int(config.search.max_actions))
         self._build_functions()
         self.states = self._init_states(jax.random.fold_in(root_key, 2))
-        self.pending = PendingGames(
-            value_lambda=float(config.train.value_lambda), num_players=self.game.num_players
-        )
+        self.pending = self._new_pending()
         self.replay = self._new_replay()
         self.iteration = 0
         self.total_games = 0
@@ -169,6 +169,7 @@ class Loop:
             temperature_moves=int(config.loop.temperature_moves),
             random_opening_moves=int(config.loop.random_opening_moves),
             max_forced_moves=int(config.loop.max_forced_moves),
+            policy_slots=self.policy_slots,
         )
         replicated = parallel.replicated(mesh)
         by_game = parallel.batch_sharding(mesh)
@@ -181,6 +182,7 @@ class Loop:
             self.optimizer,
             value_loss_weight=float(config.train.value_loss_weight),
             symmetry_tables=tables,
+            num_actions=self.game.num_actions,
         )
         self._train_step = jax.jit(
             train_step,
@@ -285,7 +287,14 @@ class Loop:
             observation_shape=tuple(self.game.observation_shape),
             num_actions=self.game.num_actions,
             num_players=self.game.num_players,
+            policy_slots=self.policy_slots,
         )
+
+    def _new_pending(self) -> PendingGames:
+        return PendingGames(
+            value_lambda=float(self.config.train.value_lambda), num_players=self.game.num_players,
+            policy_slots=self.policy_slots,
+        )  # fmt: skip
 
     def _restore_replay(self, step: int, meta: dict[str, Any]) -> tuple[ReplayBuffer, PendingGames]:
         """The replay and waiting moves saved with checkpoint ``step``, verified (see
@@ -304,9 +313,7 @@ class Loop:
                 f"{replay_file.name} holds {replay.total_added:,} added samples, its checkpoint "
                 f"recorded {int(expected):,}"
             )
-        pending = PendingGames(
-            value_lambda=float(self.config.train.value_lambda), num_players=self.game.num_players
-        )
+        pending = self._new_pending()
         with np.load(pending_file) as data:
             pending.load_state_dict({name: data[name] for name in data.files})
         expected = meta.get("pending_waiting")
@@ -442,7 +449,7 @@ class Loop:
             finished = chunk["done"]
             games_done += int(finished.sum())
             moves += int(finished.size)
-            added += len(samples["policy"])
+            added += len(samples["policy_weights"])
             lengths.append(chunk["game_length"][finished])
             root_values.append(float(np.mean(chunk["root_value"])))
         seconds = time.perf_counter() - start

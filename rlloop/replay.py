@@ -11,7 +11,20 @@ from pathlib import Path
 import numpy as np
 
 Samples = dict[str, np.ndarray]
-SAMPLE_FIELDS = ("observation", "policy", "value")
+# A sample's policy target is sparse: the K actions of search's policy and their weights
+# (``rlloop.selfplay.sparse_policy``); the train step densifies it on the device.
+SAMPLE_FIELDS = ("observation", "policy_actions", "policy_weights", "value")
+
+
+def sparse_from_dense(policy: np.ndarray, slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """Host version of ``rlloop.selfplay.sparse_policy`` for dense targets written before
+    targets were sparse (replay and waiting-move files): ``[..., A]`` -> two ``[..., K]``."""
+    num_actions = policy.shape[-1]
+    if slots >= num_actions:
+        actions = np.broadcast_to(np.arange(num_actions, dtype=np.int32), policy.shape).copy()
+        return actions, policy.astype(np.float32)
+    actions = np.argpartition(-policy, slots - 1, axis=-1)[..., :slots].astype(np.int32)
+    return actions, np.take_along_axis(policy, actions, axis=-1).astype(np.float32)
 
 
 def mover_relative(outcomes: np.ndarray, player: np.ndarray) -> np.ndarray:
@@ -37,7 +50,9 @@ class PendingGames:
     hundred moves) for the search's bias.
     """
 
-    def __init__(self, value_lambda: float = 1.0, num_players: int = 2) -> None:
+    def __init__(
+        self, value_lambda: float = 1.0, num_players: int = 2, *, policy_slots: int | None = None
+    ) -> None:
         if not 0.0 <= value_lambda <= 1.0:
             raise ValueError(f"value lambda must be in [0, 1], got {value_lambda}")
         if value_lambda < 1.0 and num_players != 2:
@@ -46,6 +61,7 @@ class PendingGames:
                 f"this one has {num_players} players (use lambda = 1)"
             )
         self.value_lambda = float(value_lambda)
+        self.policy_slots = policy_slots  # K of dense rows converted on load (None: every action)
         self._rows: dict[str, np.ndarray] | None = None  # time-major [P, B, ...]
         self._waiting: np.ndarray | None = None  # [P, B] bool: row still needs its outcome
 
@@ -58,12 +74,14 @@ class PendingGames:
         """Add a chunk (fields of :class:`rlloop.selfplay.SelfplayChunk` as numpy [T, B, ...]).
 
         Returns the moves whose games have now ended, flattened to [M, ...]:
-        ``observation``, ``policy`` (improved policy; all zeros for a forced move — one legal
-        action —, which trains the value only), ``value`` (outcome per player relative to the
-        mover, [M, N]) and ``game_length``.
+        ``observation``, ``policy_actions`` and ``policy_weights`` (search's policy target,
+        sparse; all-zero weights for a forced move — one legal action —, which trains the
+        value only), ``value`` (outcome per player relative to the mover, [M, N]) and
+        ``game_length``.
         """
-        fields = ("observation", "improved_policy", "player", "done", "final_rewards", "game_length",
-                  "forced", "root_value")  # fmt: skip
+        fields = ("observation", "policy_actions", "policy_weights", "player", "done",
+                  "final_rewards", "game_length", "forced", "root_value")  # fmt: skip
+        chunk = self._sparse_rows(chunk)
         incoming = {name: np.asarray(chunk[name]) for name in fields if name in chunk}
         if "forced" not in incoming:
             incoming["forced"] = np.zeros(incoming["done"].shape, dtype=bool)
@@ -89,15 +107,16 @@ class PendingGames:
         # decisions are forced bookkeeping passes, and the shared PASS logit learnt to skip
         # real choices). They keep their value target: search evaluates such positions too,
         # and a value network never trained on them misled it.
-        policy = rows["improved_policy"][t_idx, b_idx]
-        policy = np.where(rows["forced"][t_idx, b_idx][:, None], 0.0, policy).astype(policy.dtype)
+        weights = rows["policy_weights"][t_idx, b_idx]
+        weights = np.where(rows["forced"][t_idx, b_idx][:, None], 0.0, weights).astype(np.float32)
         value = mover_relative(outcomes, rows["player"][t_idx, b_idx]).astype(np.float32)
         if self.value_lambda < 1.0:
             returns = self._td_returns(rows, resolved)[t_idx, b_idx]
             value = np.stack([returns, -returns], axis=-1).astype(np.float32)
         samples = {
             "observation": rows["observation"][t_idx, b_idx],
-            "policy": policy,
+            "policy_actions": rows["policy_actions"][t_idx, b_idx],
+            "policy_weights": weights,
             "value": value,
             "game_length": rows["game_length"][ends, b_idx],
         }
@@ -129,6 +148,17 @@ class PendingGames:
             following = returns[t]
         return np.where(resolved, returns, 0.0)
 
+    def _sparse_rows(self, rows: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        """Rows with a dense ``improved_policy`` [.., A] (chunks and saved rows from before
+        targets were sparse) get ``policy_actions``/``policy_weights`` instead."""
+        if "improved_policy" not in rows:
+            return rows
+        dense = np.asarray(rows["improved_policy"])
+        slots = self.policy_slots or dense.shape[-1]
+        actions, weights = sparse_from_dense(dense, slots)
+        rest = {k: v for k, v in rows.items() if k != "improved_policy"}
+        return {**rest, "policy_actions": actions, "policy_weights": weights}
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """Arrays to persist the waiting moves with a checkpoint."""
         if self._rows is None:
@@ -140,7 +170,8 @@ class PendingGames:
         if not state:
             self._rows, self._waiting = None, None
             return
-        self._rows = {k.split("/", 1)[1]: np.asarray(v) for k, v in state.items() if k.startswith("rows/")}
+        rows = {k.split("/", 1)[1]: np.asarray(v) for k, v in state.items() if k.startswith("rows/")}
+        self._rows = dict(self._sparse_rows(rows))
         if "forced" not in self._rows:  # saved before forced moves were recorded
             self._rows["forced"] = np.zeros(self._rows["done"].shape, dtype=bool)
         if "root_value" not in self._rows:  # saved before root values were kept
@@ -152,7 +183,7 @@ def quality_problems(samples: Mapping[str, np.ndarray], *, min_mean_game_length:
     """Why a batch of finished self-play games must not be trained on (empty when it is fine):
     non-finite values, every position identical, or games shorter than the minimum on average."""
     problems = []
-    count = len(samples["policy"])
+    count = len(samples["policy_weights"])
     if count == 0:
         return problems
     for name in SAMPLE_FIELDS:
@@ -161,7 +192,9 @@ def quality_problems(samples: Mapping[str, np.ndarray], *, min_mean_game_length:
             problems.append(f"{bad} of {count} samples have non-finite {name}")
     if count > 1:
         flat = samples["observation"].reshape(count, -1)
-        if np.all(flat == flat[0]) and np.all(samples["policy"] == samples["policy"][0]):
+        same_policy = all(np.all(samples[name] == samples[name][0])
+                          for name in ("policy_actions", "policy_weights"))  # fmt: skip
+        if np.all(flat == flat[0]) and same_policy:
             problems.append(f"all {count} samples are identical (collapsed self-play?)")
     lengths = np.asarray(samples.get("game_length", []))
     if lengths.size and float(lengths.mean()) < min_mean_game_length:
@@ -173,22 +206,29 @@ def quality_problems(samples: Mapping[str, np.ndarray], *, min_mean_game_length:
 
 
 class ReplayBuffer:
-    """Fixed-capacity ring buffer of (observation, improved policy, value target) samples.
+    """Fixed-capacity ring buffer of (observation, sparse policy target, value target) samples.
 
     Args:
       capacity: samples kept; the oldest are overwritten first.
       observation_shape, num_actions, num_players: sample shapes.
+      policy_slots: entries kept of each policy target (K; default every action).
     """
 
     def __init__(
-        self, capacity: int, *, observation_shape: tuple[int, ...], num_actions: int, num_players: int
-    ) -> None:
+        self, capacity: int, *, observation_shape: tuple[int, ...], num_actions: int,
+        num_players: int, policy_slots: int | None = None,
+    ) -> None:  # fmt: skip
         if capacity <= 0:
             raise ValueError(f"replay capacity must be > 0, got {capacity}")
+        slots = num_actions if policy_slots is None else int(policy_slots)
+        if not 1 <= slots <= num_actions:
+            raise ValueError(f"policy_slots={policy_slots} must be in [1, {num_actions}]")
         self.capacity = capacity
+        self.num_actions, self.policy_slots = num_actions, slots
         self._data = {
             "observation": np.zeros((capacity, *observation_shape), dtype=np.float32),
-            "policy": np.zeros((capacity, num_actions), dtype=np.float32),
+            "policy_actions": np.zeros((capacity, slots), dtype=np.int32),
+            "policy_weights": np.zeros((capacity, slots), dtype=np.float32),
             "value": np.zeros((capacity, num_players), dtype=np.float32),
         }
         self._size = 0
@@ -199,8 +239,9 @@ class ReplayBuffer:
         return self._size
 
     def add(self, samples: Mapping[str, np.ndarray]) -> None:
-        """Append samples (``observation`` [M, ...], ``policy`` [M, A], ``value`` [M, N])."""
-        count = len(samples["policy"])
+        """Append samples (``observation`` [M, ...], ``policy_actions`` and ``policy_weights``
+        [M, K], ``value`` [M, N])."""
+        count = len(samples["policy_weights"])
         if count == 0:
             return
         self.total_added += count
@@ -235,8 +276,18 @@ class ReplayBuffer:
         """Read a buffer written by :meth:`save` (shapes must match this buffer's)."""
         with np.load(path) as data:
             size = int(data["size"])
+            fields = {name: data[name] for name in data.files}
+            if "policy" in fields:  # written before targets were sparse
+                if fields["policy"].shape[1:] != (self.num_actions,):
+                    raise ValueError(
+                        f"replay file {path}: field 'policy' has sample shape "
+                        f"{fields['policy'].shape[1:]}, this buffer expects ({self.num_actions},) "
+                        f"(another game or config?)"
+                    )
+                actions, weights = sparse_from_dense(fields.pop("policy"), self.policy_slots)
+                fields.update(policy_actions=actions, policy_weights=weights)
             for name in SAMPLE_FIELDS:
-                stored = data[name]
+                stored = fields[name]
                 expected = self._data[name].shape[1:]
                 if stored.shape[1:] != expected:
                     raise ValueError(

@@ -24,8 +24,8 @@ import jax.numpy as jnp
 from rlloop.games.base import Game, State, play_forced, select_games
 from rlloop.search import SearchFn, greedy_action
 
-__all__ = ["SelfplayChunk", "make_selfplay", "new_games", "play_forced", "random_opening",
-           "reset_finished"]
+__all__ = ["SelfplayChunk", "dense_policy", "make_selfplay", "new_games", "play_forced",
+           "policy_slots", "random_opening", "reset_finished", "sparse_policy"]
 
 
 @chex.dataclass(frozen=True)
@@ -33,7 +33,12 @@ class SelfplayChunk:
     """Samples of one chunk, time-major: every field is [T, B, ...] with T = moves_per_chunk."""
 
     observation: jax.Array  # [T, B, *observation_shape] float32, the mover's view
-    improved_policy: jax.Array  # [T, B, A] float32, search's action_weights
+    # Search's policy target (its action_weights) as its K largest entries: K =
+    # ``policy_slots`` (the search's slots; every action when the game has no more), which
+    # holds every non-zero weight, so the target is exact. Dense [A] targets for square19
+    # (~69k actions) would be ~277 KB a sample.
+    policy_actions: jax.Array  # [T, B, K] int32
+    policy_weights: jax.Array  # [T, B, K] float32 (0 where the target has fewer actions)
     player: jax.Array  # [T, B] int32, the mover
     root_value: jax.Array  # [T, B] float32, search's value of the root
     done: jax.Array  # [T, B] bool, the game ended with this move
@@ -41,6 +46,33 @@ class SelfplayChunk:
     game_length: jax.Array  # [T, B] int32, moves in the game that ended (0 unless done)
     terminated: jax.Array  # [T, B] bool, ended by the rules (not truncation)
     forced: jax.Array  # [T, B] bool, the mover had one legal action (no choice to learn)
+
+
+def policy_slots(num_actions: int, max_actions: int) -> int:
+    """Entries kept of a policy target: the search's slots (``search.max_actions``), or every
+    action when that is 0 or the game has no more (see :func:`rlloop.search.make_search`)."""
+    return num_actions if max_actions <= 0 or num_actions <= max_actions else max_actions
+
+
+def sparse_policy(weights: jax.Array, slots: int) -> tuple[jax.Array, jax.Array]:
+    """``weights [..., A]`` -> ``(actions [..., K], weights [..., K])``, its ``slots`` largest
+    entries (with ``slots`` = A: every action, in order)."""
+    num_actions = weights.shape[-1]
+    if slots >= num_actions:
+        actions = jnp.broadcast_to(jnp.arange(num_actions, dtype=jnp.int32), weights.shape)
+        return actions, weights
+    values, actions = jax.lax.top_k(weights, slots)
+    return actions.astype(jnp.int32), values
+
+
+def dense_policy(actions: jax.Array, weights: jax.Array, num_actions: int) -> jax.Array:
+    """The inverse of :func:`sparse_policy`: ``[..., K]`` pairs -> ``[..., num_actions]``."""
+    flat_actions = actions.reshape(-1, actions.shape[-1])
+    flat_weights = weights.reshape(-1, weights.shape[-1])
+    rows = jnp.arange(flat_actions.shape[0])[:, None]
+    dense = jnp.zeros((flat_actions.shape[0], num_actions), weights.dtype)
+    dense = dense.at[rows, flat_actions].add(flat_weights)
+    return dense.reshape(*actions.shape[:-1], num_actions)
 
 
 def random_opening(game: Game, states: State, key: jax.Array, max_moves: int) -> State:
@@ -91,6 +123,7 @@ def make_selfplay(
     temperature_moves: int,
     random_opening_moves: int = 0,
     max_forced_moves: int = 0,
+    policy_slots: int | None = None,
 ) -> Callable[[Any, State, jax.Array], tuple[State, SelfplayChunk]]:
     """Self-play chunk ``play(params, states[B], key) -> (states[B], SelfplayChunk)``.
 
@@ -101,13 +134,18 @@ def make_selfplay(
     :func:`random_opening`). After each
     searched move up to ``max_forced_moves`` forced moves are played (:func:`play_forced`);
     a game that ends there ends with the searched move's row.
+    Policy targets keep ``policy_slots`` entries (:func:`sparse_policy`; default every
+    action): pass :func:`policy_slots` of the search's ``max_actions``.
     Not jitted here: the caller jits it with its shardings.
     """
+    slots = game.num_actions if policy_slots is None else int(policy_slots)
+    if not 1 <= slots <= game.num_actions:
+        raise ValueError(f"policy_slots={policy_slots} must be in [1, {game.num_actions}]")
 
     def one_move(params: Any, states: State, key: jax.Array) -> tuple[State, SelfplayChunk]:
         search_key, reset_key = jax.random.split(key)
         output = search(params, search_key, states)
-        weights = output.action_weights
+        policy_actions, policy_weights = sparse_policy(output.action_weights, slots)
         # Both mctx policies already sample ``action`` (Gumbel noise; visit counts at
         # temperature 1 for PUCT): that is the exploratory move.
         explore = states.step_count < temperature_moves
@@ -119,7 +157,8 @@ def make_selfplay(
         done = next_states.terminated | next_states.truncated
         sample = SelfplayChunk(
             observation=observation,
-            improved_policy=weights,
+            policy_actions=policy_actions,
+            policy_weights=policy_weights,
             player=states.current_player,
             root_value=output.search_tree.node_values[:, 0],
             done=done,

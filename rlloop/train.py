@@ -18,6 +18,7 @@ import numpy as np
 import optax
 
 from rlloop.games.base import Symmetry
+from rlloop.selfplay import dense_policy
 
 
 @chex.dataclass(frozen=True)
@@ -108,6 +109,7 @@ def make_train_step(
     *,
     value_loss_weight: float,
     symmetry_tables: tuple[np.ndarray, np.ndarray] | None,
+    num_actions: int | None = None,
 ) -> Callable[
     [TrainState, dict[str, jax.Array], jax.Array, jax.Array], tuple[TrainState, dict[str, jax.Array]]
 ]:
@@ -115,7 +117,10 @@ def make_train_step(
     ``batches[index]``.
 
     ``batches`` fields are [K, batch_size, ...] (put on the devices once per iteration);
-    ``index`` is an int32 [] so every step reuses one compiled program. Not jitted here: the
+    ``index`` is an int32 [] so every step reuses one compiled program. Policy targets are
+    either dense (``policy`` [K, B, A]) or, as replay holds them, sparse (``policy_actions``
+    and ``policy_weights`` [K, B, slots]), densified here on the device into ``num_actions``
+    entries (required for sparse batches). Not jitted here: the
     caller jits it with its shardings (batch axis on ``data``, state replicated), and XLA adds
     the gradient all-reduce.
 
@@ -126,6 +131,11 @@ def make_train_step(
 
     def train_step(state: TrainState, batches: dict[str, jax.Array], index: jax.Array, key: jax.Array):
         batch = jax.tree.map(lambda field: field[index], batches)
+        if "policy" not in batch:
+            if num_actions is None:
+                raise ValueError("sparse policy targets need make_train_step(num_actions=...)")
+            policy = dense_policy(batch["policy_actions"], batch["policy_weights"], num_actions)
+            batch = {"observation": batch["observation"], "policy": policy, "value": batch["value"]}
         if symmetry_tables is not None:
             observation, policy = augment(key, batch["observation"], batch["policy"], symmetry_tables)
             batch = {**batch, "observation": observation, "policy": policy}

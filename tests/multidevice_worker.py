@@ -60,7 +60,8 @@ def main() -> None:
     train_chunk = reference if num_devices == 2 else played_in_slices(2)
     batches = {
         "observation": train_chunk["observation"][:4, :8].reshape(4, 8, 6, 7, 2).repeat(4, axis=1),
-        "policy": train_chunk["improved_policy"][:4, :8].repeat(4, axis=1),
+        "policy_actions": train_chunk["policy_actions"][:4, :8].repeat(4, axis=1),
+        "policy_weights": train_chunk["policy_weights"][:4, :8].repeat(4, axis=1),
         "value": np.zeros((4, 32, 2), np.float32),
     }
     from rlloop import parallel
@@ -73,10 +74,12 @@ def main() -> None:
     leaves = jax.tree.leaves(jax.device_get(state.params))
     np.savez(
         out,
-        policy=chunk["improved_policy"],
+        policy=chunk["policy_weights"],
+        policy_actions=chunk["policy_actions"],
         player=chunk["player"],
         done=chunk["done"],
-        reference_policy=reference["improved_policy"],
+        reference_policy=reference["policy_weights"],
+        reference_policy_actions=reference["policy_actions"],
         reference_player=reference["player"],
         reference_done=reference["done"],
         loss=np.asarray(jax.device_get(losses)),

@@ -145,7 +145,9 @@ def test_schedule_suite_times_picks_and_program_switches(
 ) -> None:
     assert bench.main(["--suite", "schedule", *QUICK]) == 0
     lines = {json.loads(line)["name"]: json.loads(line) for line in capsys.readouterr().out.splitlines()}
-    assert set(lines) == {"schedule_pick", "schedule_chunk_seconds", "schedule_switch_cost"}
+    assert set(lines) == {"schedule_pick", "schedule_chunk_seconds", "schedule_switch_cost",
+                          "schedule_replay_bytes_dense", "schedule_replay_bytes_sparse"}
+    assert lines["schedule_replay_bytes_sparse"]["value"] < lines["schedule_replay_bytes_dense"]["value"]
     assert lines["schedule_pick"]["unit"] == "us" and 0 < lines["schedule_pick"]["value"] < 1e5
     assert lines["schedule_pick"]["config"]["configs"] == 12
     assert lines["schedule_chunk_seconds"]["value"] > 0

@@ -43,6 +43,7 @@ def test_two_devices_match_one(tmp_path: Path) -> None:
         np.testing.assert_array_equal(run["player"], run["reference_player"])
         np.testing.assert_array_equal(run["done"], run["reference_done"])
         np.testing.assert_allclose(run["policy"], run["reference_policy"], atol=1e-5)
+        np.testing.assert_array_equal(run["policy_actions"], run["reference_policy_actions"])
     # The two devices play different games from each other (their keys differ).
     assert not np.allclose(two["policy"][:, :8], two["policy"][:, 8:])
     np.testing.assert_allclose(one["loss"], two["loss"], rtol=1e-5)

@@ -73,7 +73,8 @@ def _samples(start: int, count: int) -> dict[str, np.ndarray]:
     ids = np.arange(start, start + count, dtype=np.float32)
     return {
         "observation": ids[:, None, None].repeat(2, 1).repeat(2, 2),
-        "policy": np.tile(ids[:, None], (1, 3)),
+        "policy_actions": np.tile(np.arange(3, dtype=np.int32), (count, 1)),
+        "policy_weights": np.tile(ids[:, None], (1, 3)),
         "value": np.tile(ids[:, None], (1, 2)),
     }
 
@@ -85,7 +86,8 @@ def test_ring_buffer_overwrites_oldest_and_samples_shapes() -> None:
     assert len(buffer) == 5 and buffer.total_added == 7
     batch = buffer.sample(np.random.default_rng(0), batch_size=64, num_batches=2)
     assert batch["observation"].shape == (2, 64, 2, 2) and batch["value"].shape == (2, 64, 2)
-    assert set(np.unique(batch["policy"][..., 0]).astype(int)) <= {2, 3, 4, 5, 6}
+    assert set(np.unique(batch["policy_weights"][..., 0]).astype(int)) <= {2, 3, 4, 5, 6}
+    assert batch["policy_actions"].shape == (2, 64, 3) and batch["policy_actions"].dtype == np.int32
     with pytest.raises(ValueError, match="empty"):
         ReplayBuffer(2, observation_shape=(2, 2), num_actions=3, num_players=2).sample(
             np.random.default_rng(0), batch_size=1, num_batches=1
@@ -99,7 +101,7 @@ def test_buffer_save_load_and_shape_check(tmp_path: Path) -> None:
     loaded = ReplayBuffer(5, observation_shape=(2, 2), num_actions=3, num_players=2)
     loaded.load(tmp_path / "replay.npz")
     assert len(loaded) == 5 and loaded.total_added == 7
-    assert set(loaded._data["policy"][:, 0].astype(int)) == {2, 3, 4, 5, 6}
+    assert set(loaded._data["policy_weights"][:, 0].astype(int)) == {2, 3, 4, 5, 6}
     other = ReplayBuffer(5, observation_shape=(3, 3), num_actions=3, num_players=2)
     with pytest.raises(ValueError, match="another game or config"):
         other.load(tmp_path / "replay.npz")
@@ -128,7 +130,7 @@ def test_forced_moves_train_the_value_only() -> None:
     assert len(samples["observation"]) == 6
     assert pending.num_waiting == 0
     rows = {(int(o[0]), int(o[1])): (p, v) for o, p, v in
-            zip(samples["observation"], samples["policy"], samples["value"], strict=True)}  # fmt: skip
+            zip(samples["observation"], samples["policy_weights"], samples["value"], strict=True)}  # fmt: skip
     np.testing.assert_array_equal(rows[(2, 0)][1], [1.0, -1.0])  # player 0 moved at t=2 and won
     forced_rows = [(0, 1), (1, 0)]
     for key, (policy, value) in rows.items():
