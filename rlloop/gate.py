@@ -51,6 +51,66 @@ class GateDecision:
     reason: str
 
 
+Counts = tuple[int, int, int]  # the candidate's (wins, draws, losses)
+
+
+def _score(counts: Counts) -> float:
+    wins, draws, losses = counts
+    return (wins + draws / 2.0) / max(wins + draws + losses, 1)
+
+
+def screen_passed(config: Any, screen: Counts | None) -> bool:
+    """Whether the candidate goes on to the deep match: no screen, or a screen score of at
+    least ``screen_min_score``."""
+    return screen is None or _score(screen) >= float(config.screen_min_score)
+
+
+def decide(
+    config: Any,
+    *,
+    screen: Counts | None,
+    deep: Counts | None,
+    candidate_elo: float,
+    champion_elo: float,
+) -> GateDecision:
+    """The gate's decision from its match counts and the refitted Elo (a pure function).
+
+    Screen and deep games count together. **Promote** when the screen passed
+    (:func:`screen_passed`) and the Wilson lower bound of the score (draws as half) exceeds
+    ``promote_score`` — or, with ``sprt``, when the SPRT (Elo 0 vs ``sprt_elo1``) accepts;
+    **reject** when the candidate's Elo is more than ``reject_elo_margin`` below the
+    champion's (with ``sprt``: when it rejects); else **inconclusive**. Promotion wins over
+    rejection. No games at all is inconclusive.
+    """
+    passed = screen_passed(config, screen)
+    stages = []
+    wins = draws = losses = 0
+    for name, counts in (("screen", screen), ("deep", deep)):
+        if counts is not None:
+            stages.append(f"{name} {_score(counts):.3f}")
+            wins, draws, losses = wins + counts[0], draws + counts[1], losses + counts[2]
+    games = wins + draws + losses
+    if games == 0:
+        reason = f"no games; Elo {candidate_elo:.0f} vs champion {champion_elo:.0f}"
+        nan = float("nan")
+        return GateDecision("inconclusive", nan, nan, nan, 0, candidate_elo, champion_elo, reason)
+    score, low, high = score_interval(wins, draws, losses, confidence=float(config.confidence))
+    if config.sprt:
+        verdict, llr = sprt(wins, draws, losses, elo0=0.0, elo1=float(config.sprt_elo1))
+        promote, reject = passed and verdict == "accept", verdict == "reject"
+        rule = f"SPRT {verdict} (LLR {llr:.2f})"
+    else:
+        promote = passed and low > float(config.promote_score)
+        reject = candidate_elo < champion_elo - float(config.reject_elo_margin)
+        rule = f"lower bound {low:.3f} vs {float(config.promote_score):.2f}"
+    decision = "promote" if promote else "reject" if reject else "inconclusive"
+    reason = (
+        f"{', '.join(stages)}; score {score:.3f} [{low:.3f}, {high:.3f}] over "
+        f"{games} games; {rule}; Elo {candidate_elo:.0f} vs champion {champion_elo:.0f}"
+    )
+    return GateDecision(decision, score, low, high, games, candidate_elo, champion_elo, reason)
+
+
 class Gate:
     """Plays and judges gate matches; writes every match and rating to ``ledger``.
 
@@ -117,38 +177,19 @@ class Gate:
         """Screen, deep match if passed, anchor games, rating fit, decision."""
         config = self.config
         keys = jax.random.split(key, 2 + len(self.baselines))
-        wins = draws = losses = 0
-        stages = []
+        screen_counts = deep_counts = None
         if int(config.screen_games):
             screen = self._match(candidate, champion, int(config.screen_games), "screen", iteration, keys[0])
-            wins, draws, losses = screen.wins_a, screen.draws, screen.wins_b
-            stages.append(f"screen {screen.score_a:.3f}")
-            passed = screen.score_a >= float(config.screen_min_score)
-        else:
-            passed = True
-        if passed and int(config.deep_games):
+            screen_counts = (screen.wins_a, screen.draws, screen.wins_b)
+        if screen_passed(config, screen_counts) and int(config.deep_games):
             deep = self._match(candidate, champion, int(config.deep_games), "deep", iteration, keys[1])
-            wins, draws, losses = wins + deep.wins_a, draws + deep.draws, losses + deep.wins_b
-            stages.append(f"deep {deep.score_a:.3f}")
+            deep_counts = (deep.wins_a, deep.draws, deep.wins_b)
         for index, baseline in enumerate(self.baselines.values()):
             if int(config.anchor_games):
                 self._match(candidate, baseline, int(config.anchor_games), "anchor", iteration, keys[2 + index])
         elo = self.refit_ratings()
-        candidate_elo = elo.get(candidate.name, float("nan"))
-        champion_elo = elo.get(champion.name, float("nan"))
-        games = wins + draws + losses
-        score, low, high = score_interval(wins, draws, losses, confidence=float(config.confidence))
-        if config.sprt:
-            verdict, llr = sprt(wins, draws, losses, elo0=0.0, elo1=float(config.sprt_elo1))
-            promote, reject = passed and verdict == "accept", verdict == "reject"
-            rule = f"SPRT {verdict} (LLR {llr:.2f})"
-        else:
-            promote = passed and low > float(config.promote_score)
-            reject = candidate_elo < champion_elo - float(config.reject_elo_margin)
-            rule = f"lower bound {low:.3f} vs {float(config.promote_score):.2f}"
-        decision = "promote" if promote else "reject" if reject else "inconclusive"
-        reason = (
-            f"{', '.join(stages) or 'no games'}; score {score:.3f} [{low:.3f}, {high:.3f}] over "
-            f"{games} games; {rule}; Elo {candidate_elo:.0f} vs champion {champion_elo:.0f}"
-        )
-        return GateDecision(decision, score, low, high, games, candidate_elo, champion_elo, reason)
+        return decide(
+            config, screen=screen_counts, deep=deep_counts,
+            candidate_elo=elo.get(candidate.name, float("nan")),
+            champion_elo=elo.get(champion.name, float("nan")),
+        )  # fmt: skip
