@@ -209,6 +209,20 @@ class HardwareConfig:
 
 
 @dataclasses.dataclass
+class ResourcesConfig:
+    """The resource guard (``rlloop.resources``): host memory, the run directory's disk and
+    the load per core, checked before every iteration. Critical disk saves a final checkpoint
+    and stops the run; other levels are reported when they change."""
+
+    enabled: bool = True
+    memory_warn: float = 0.70
+    memory_critical: float = 0.80
+    disk_warn: float = 0.65
+    disk_critical: float = 0.70
+    load_warn: float = 1.5  # 1-minute load average per core
+
+
+@dataclasses.dataclass
 class Config:
     game: GameConfig = dataclasses.field(default_factory=GameConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -218,6 +232,7 @@ class Config:
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)
     perfect_play: PerfectPlayConfig = dataclasses.field(default_factory=PerfectPlayConfig)
     hardware: HardwareConfig = dataclasses.field(default_factory=HardwareConfig)
+    resources: ResourcesConfig = dataclasses.field(default_factory=ResourcesConfig)
     # Where the run writes; Hydra sets it to its output directory.
     run_dir: str = ""
     # An existing run directory to continue (instead of hydra.run.dir=<run>).
@@ -289,6 +304,16 @@ def validate(config: DictConfig) -> DictConfig:
             f"hardware.process_id={config.hardware.process_id} must be in "
             f"[0, hardware.num_processes={config.hardware.num_processes})"
         )
+    for name in ("memory", "disk"):
+        warn = OmegaConf.select(config, f"resources.{name}_warn")
+        critical = OmegaConf.select(config, f"resources.{name}_critical")
+        if not 0 < warn < critical <= 1:
+            problems.append(
+                f"resources.{name}_warn={warn} and resources.{name}_critical={critical}: need "
+                f"0 < warn < critical <= 1"
+            )
+    if not config.resources.load_warn > 0:
+        problems.append(f"resources.load_warn={config.resources.load_warn} must be > 0")
     for path in ("gate.screen_games", "gate.deep_games", "gate.anchor_games"):
         value = OmegaConf.select(config, path)
         if value < 0 or value % 2:

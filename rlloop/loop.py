@@ -50,6 +50,7 @@ from rlloop.perfect_play import PERFECT_PLAY_EVENT, PerfectPlayMonitor, default_
 from rlloop.perfect_play import metrics_of as perfect_play_metrics
 from rlloop.perfect_play import summary as perfect_play_summary
 from rlloop.replay import PendingGames, ReplayBuffer, quality_problems
+from rlloop.resources import ResourceGuard, ResourceStatus
 from rlloop.search import search_from_config, search_knobs
 from rlloop.selfplay import make_selfplay, new_games, policy_slots
 from rlloop.telemetry import Telemetry
@@ -155,6 +156,15 @@ class Loop:
             (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
         self.champion_id, self.selfplay_params = self._select_selfplay_model()
         self.perfect_play = self._make_perfect_play()
+        self.resources = (
+            ResourceGuard(
+                self.run_dir,
+                **{k: float(v) for k, v in config.resources.items() if k != "enabled"},
+            )
+            if config.resources.enabled
+            else None
+        )
+        self.resource_status: ResourceStatus | None = None
         if self.perfect_play is not None and self.gate is not None:
             self._score_perfect_play(self.champion_id, self.selfplay_params)
 
@@ -651,6 +661,10 @@ class Loop:
         self._collect_perfect_play()
         metrics["iteration_seconds"] = time.perf_counter() - start
         metrics["champion"] = self.champion_id
+        if self.resource_status is not None:
+            reading = self.resource_status.reading
+            metrics.update(memory_used=reading.memory, disk_used=reading.disk,
+                           load_per_core=reading.load)  # fmt: skip
         if self.iteration % int(self.config.loop.checkpoint_every) == 0:
             self.checkpoint()
         self.ledger.record_iteration(
@@ -684,6 +698,8 @@ class Loop:
             deadline = float(self.config.loop.max_minutes) * 60.0
             started = time.perf_counter()
             while self.iteration < target and not self._stop_requested:
+                if self._resources_critical():
+                    break
                 if deadline and time.perf_counter() - started >= deadline:
                     self.telemetry.message(
                         f"[rlloop] loop.max_minutes={self.config.loop.max_minutes:g} reached: "
@@ -710,6 +726,32 @@ class Loop:
             self.telemetry.message("[rlloop] waiting for perfect-play scoring to finish")
             self._collect_perfect_play(wait=True)
         return self.history
+
+    def _resources_critical(self) -> bool:
+        """Check the resource guard; report level changes; True when the disk is critical
+        (the run then stops, and ``run`` saves its final checkpoint)."""
+        if self.resources is None:
+            return False
+        status = self.resource_status = self.resources.check()
+        for name in self.resources.changes(status):
+            level = status.levels[name]
+            text = status.describe(name)
+            if level != "ok":
+                threshold = self.resources.thresholds[name][0 if level == "warn" else 1]
+                text += f"; resources.{name}_{level}={threshold:g}"
+            self.telemetry.message(f"[rlloop] resources: {text}")
+            self.ledger.add_event("RESOURCE", {"resource": name, "level": level,
+                                               "value": getattr(status.reading, name),
+                                               "iteration": self.iteration})  # fmt: skip
+        if status.levels["disk"] == "critical":
+            self.telemetry.message(
+                f"[rlloop] stopping after iteration {self.iteration}: {status.describe('disk')} "
+                f"at {self.run_dir} (resources.disk_critical="
+                f"{self.resources.thresholds['disk'][1]:g}); the last checkpoint is complete. "
+                f"Free space, or raise resources.disk_critical, and run again to resume"
+            )
+            return True
+        return False
 
     def _on_interrupt(self, signum: int, frame: Any) -> None:
         if self._stop_requested:

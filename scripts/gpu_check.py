@@ -98,7 +98,10 @@ def plan(dry_run: bool, python: str, run_dir: Path) -> list[Step]:
         ringrift = ["--ringrift-configs", GPU_RINGRIFT, "--ringrift-batches", "1024,4096,16384",
                     "--ringrift-selfplay", "2x32:32:1024", "--ringrift-length-seconds", "8",
                     "--seconds", "0.5", "--compile-workers", "12", "--budget", "75"]
-        loop = ["+experiment=connect4_perfect", "+hardware=h200"]
+        # The check measures speed, not the resource guard: the GPU machine's disk holds a
+        # large image, and a guard stop at its default 70 % would lose the 5-minute run.
+        loop = ["+experiment=connect4_perfect", "+hardware=h200", "resources.disk_warn=0.95",
+                "resources.disk_critical=0.99"]
         # Measured on the H200 (2026-12-04): env 4 s, selfplay 89 s, train ~70 s (the 6x128
         # train step compiles in ~45 s), ringrift 86 s, the loop 5 minutes + ~20 s.
         limits = {"env": 30, "selfplay": 105, "train": 80, "ringrift": 95}
