@@ -20,6 +20,7 @@ from rlloop.config import Config
 from rlloop.games.base import Game, State
 from rlloop.ledger import Ledger
 from rlloop.networks import PolicyValueNet, init_params, network_from_config
+from rlloop.runs import RunDir
 from rlloop.search import evaluate, greedy_action, search_from_config
 from rlloop.train import init_train_state, make_optimizer
 
@@ -81,7 +82,7 @@ class Agent:
 def load_config(run_dir: str | Path) -> DictConfig:
     """The config a run was started with (``<run>/config.yaml``), on today's schema (keys
     added since the run was made take their defaults)."""
-    path = Path(run_dir) / "config.yaml"
+    path = RunDir(run_dir).config
     if not path.is_file():
         raise FileNotFoundError(
             f"{Path(run_dir)} is not an rlloop run directory: it has no config.yaml"
@@ -116,7 +117,7 @@ def load_agent(run_dir: str | Path, *, step: int | None = None, which: str = "au
     if which == "auto":
         which = "champion" if config.gate.enabled and step is None else "latest"
     if which == "champion":
-        manager: Any = ChampionCheckpoints(run_dir / "checkpoints" / "champions")
+        manager: Any = ChampionCheckpoints(RunDir(run_dir).champion_checkpoints)
         try:
             if step is None:
                 chosen = int(_champion(run_dir).split("/")[-1])
@@ -133,7 +134,7 @@ def load_agent(run_dir: str | Path, *, step: int | None = None, which: str = "au
     train_shape = jax.eval_shape(lambda: init_train_state(
         init_params(network, game, jax.random.key(0)), make_optimizer(config.train)
     ))  # fmt: skip
-    manager = TrainCheckpoints(run_dir / "checkpoints" / "train", keep=10**6)
+    manager = TrainCheckpoints(RunDir(run_dir).train_checkpoints, keep=10**6)
     try:
         chosen = step if step is not None else manager.latest_step()
         if chosen is None:
@@ -146,7 +147,7 @@ def load_agent(run_dir: str | Path, *, step: int | None = None, which: str = "au
 
 def champion_steps(run_dir: str | Path) -> list[int]:
     """Steps (iterations) of the champion checkpoints a run keeps on disk, oldest first."""
-    directory = Path(run_dir) / "checkpoints" / "champions"
+    directory = RunDir(run_dir).champion_checkpoints
     if not directory.is_dir():
         return []
     manager = ChampionCheckpoints(directory)
@@ -158,7 +159,7 @@ def champion_steps(run_dir: str | Path) -> list[int]:
 
 def _champion(run_dir: Path) -> str:
     """The champion's checkpoint path (``champions/<step>``) from the run's ledger."""
-    path = run_dir / "ledger.sqlite"
+    path = RunDir(run_dir).ledger
     if not path.is_file():
         raise FileNotFoundError(f"run {run_dir} has no ledger.sqlite, so no champion")
     with Ledger(path, readonly=True) as ledger:

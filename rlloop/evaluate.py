@@ -25,13 +25,12 @@ Exit status: 0 on success, 2 on bad input (a message names it).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from rlloop.runs import RunDir, atomic_write_json
 
 EXIT_BAD_INPUT = 2
 
@@ -77,7 +76,7 @@ def _read_ledger(run_dir: Path, read: Any, default: Any) -> Any:
     """``read(ledger)`` on the run's ledger opened read-only, or ``default`` if it has none."""
     from rlloop.ledger import Ledger
 
-    path = run_dir / "ledger.sqlite"
+    path = RunDir(run_dir).ledger
     if not path.is_file():
         return default
     with Ledger(path, readonly=True) as ledger:
@@ -90,23 +89,13 @@ def _ledger_champion(run_dir: Path) -> str | None:
 
 
 def _out_dir(args: argparse.Namespace, run_dir: Path) -> Path:
-    out = Path(args.out) if args.out else run_dir / "evaluation"
+    out = Path(args.out) if args.out else RunDir(run_dir).evaluation
     out.mkdir(parents=True, exist_ok=True)
     return out
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
-    temporary.replace(path)  # never a half-written report
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.integer | np.floating):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot encode {type(value).__name__}")
+    atomic_write_json(path, payload)  # never a half-written report
 
 
 # ------------------------------------------------------------------------- perfect play

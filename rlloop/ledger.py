@@ -31,6 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from rlloop.runs import json_default
+
 __all__ = [
     "MODEL_PROMOTED",
     "MODEL_REJECTED",
@@ -201,20 +203,12 @@ class EventBus:
                 log.exception("event subscriber %r failed on %s #%d", callback, event.kind, event.id)
 
 
-def _json_default(value: Any) -> Any:
-    # Metrics and match results arrive as numpy/JAX scalars and small arrays; store them as the
-    # plain numbers and lists they hold instead of failing the write.
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"payload value {value!r} of type {type(value).__name__} is not JSON data")
-
-
 def _encode(payload: dict[str, Any]) -> str:
     if not isinstance(payload, dict):
         raise TypeError(f"event payload must be a dict, got {type(payload).__name__}")
-    return json.dumps(payload, sort_keys=True, allow_nan=False, default=_json_default)
+    # Metrics and match results arrive as numpy/JAX scalars and small arrays: stored as the
+    # plain numbers and lists they hold.
+    return json.dumps(payload, sort_keys=True, allow_nan=False, default=json_default)
 
 
 def _check_status(status: str) -> None:

@@ -51,6 +51,7 @@ from rlloop.perfect_play import metrics_of as perfect_play_metrics
 from rlloop.perfect_play import summary as perfect_play_summary
 from rlloop.replay import PendingGames, ReplayBuffer, quality_problems
 from rlloop.resources import ResourceGuard, ResourceStatus
+from rlloop.runs import RunDir, atomic_savez, atomic_write_text
 from rlloop.search import search_from_config, search_knobs
 from rlloop.selfplay import make_selfplay, new_games, policy_slots
 from rlloop.telemetry import Telemetry
@@ -86,13 +87,14 @@ class Loop:
         self.config = config
         parallel.configure_jax(config.hardware, game=str(config.game.name))
         resume = OmegaConf.select(config, "resume", default="")
-        if resume and not (Path(resume) / "config.yaml").is_file():
+        if resume and not RunDir(resume).is_run():
             raise ValueError(
                 f"resume={resume}: not an rlloop run directory (it has no config.yaml); "
                 "give the folder a run wrote, e.g. outputs/<date>/<time>"
             )
         chosen = run_dir or resume or OmegaConf.select(config, "run_dir", default="") or default_run_dir()
         self.run_dir = Path(chosen).resolve()
+        self.paths = RunDir(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.is_main_process = jax.process_index() == 0
 
@@ -130,12 +132,12 @@ class Loop:
             self.run_dir, tensorboard=bool(config.loop.tensorboard), enabled=self.is_main_process
         )
         self.checkpoints = TrainCheckpoints(
-            self.run_dir / "checkpoints" / "train", keep=int(config.loop.keep_checkpoints)
+            self.paths.train_checkpoints, keep=int(config.loop.keep_checkpoints)
         )
-        self.champions = ChampionCheckpoints(self.run_dir / "checkpoints" / "champions")
+        self.champions = ChampionCheckpoints(self.paths.champion_checkpoints)
         self.bus = EventBus()
         self.bus.subscribe(MODEL_PROMOTED, self._on_promoted)
-        self.ledger = Ledger(self.run_dir / "ledger.sqlite", bus=self.bus)
+        self.ledger = Ledger(self.paths.ledger, bus=self.bus)
         self.gate = (
             Gate(self.game, self.network, config.gate, search_knobs(config.search), self.ledger)
             if config.gate.enabled
@@ -153,7 +155,7 @@ class Loop:
         )
         self._resume()
         if self.is_main_process:
-            (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
+            atomic_write_text(self.paths.config, OmegaConf.to_yaml(config))
         self.champion_id, self.selfplay_params = self._select_selfplay_model()
         self.perfect_play = self._make_perfect_play()
         self.resources = (
@@ -310,8 +312,7 @@ class Loop:
         """The replay and waiting moves saved with checkpoint ``step``, verified (see
         :meth:`_resume`); raises when a file is missing, damaged or not the one the meta
         recorded."""
-        replay_file = self.run_dir / "replay" / f"replay-{step}.npz"
-        pending_file = self.run_dir / "replay" / f"pending-{step}.npz"
+        replay_file, pending_file = self.paths.replay_file(step), self.paths.pending_file(step)
         for path in (replay_file, pending_file):
             if not path.is_file():
                 raise FileNotFoundError(f"its file {path.relative_to(self.run_dir)} is missing")
@@ -549,12 +550,10 @@ class Loop:
         """Save the iteration: replay and waiting moves (atomic files), then training state,
         self-play games and RNG state (Orbax, atomic per step)."""
         step = self.iteration
-        replay_dir = self.run_dir / "replay"
+        replay_dir = self.paths.replay_dir
         replay_dir.mkdir(exist_ok=True)
-        self.replay.save(replay_dir / f"replay-{step}.npz")
-        pending = replay_dir / f"pending-{step}.npz"
-        np.savez(pending.with_name(pending.name + ".tmp.npz"), **self.pending.state_dict())
-        pending.with_name(pending.name + ".tmp.npz").replace(pending)
+        self.replay.save(self.paths.replay_file(step))
+        atomic_savez(self.paths.pending_file(step), **self.pending.state_dict())
         self.checkpoints.save(
             step,
             {"state": self.train_state, "selfplay": self.states},

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rlloop.runs import atomic_savez
+
 Samples = dict[str, np.ndarray]
 # A sample's policy target is sparse: the K actions of search's policy and their weights
 # (``rlloop.selfplay.sparse_policy``); the train step densifies it on the device.
@@ -263,14 +265,10 @@ class ReplayBuffer:
 
     def save(self, path: str | Path) -> None:
         """Write the buffer to ``path`` (.npz), atomically (temp file then rename)."""
-        path = Path(path)
-        temporary = path.with_name(path.name + ".tmp.npz")
-        np.savez(
-            temporary,
-            size=self._size, cursor=self._cursor, total_added=self.total_added,
+        atomic_savez(
+            path, size=self._size, cursor=self._cursor, total_added=self.total_added,
             **{name: self._data[name][: self._size] for name in SAMPLE_FIELDS},
         )  # fmt: skip
-        temporary.replace(path)
 
     def load(self, path: str | Path) -> None:
         """Read a buffer written by :meth:`save` (shapes must match this buffer's)."""

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from rlloop.runs import RunDir
+
 
 class Telemetry:
     """Writes iteration metrics. ``enabled=False`` (processes other than 0) writes nothing."""
@@ -28,8 +30,8 @@ class Telemetry:
         if enabled and tensorboard:
             from tensorboardX import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.run_dir / "tb"))
-        self._metrics_file = (self.run_dir / "metrics.jsonl").open("a") if enabled else None
+            self._writer = SummaryWriter(str(RunDir(self.run_dir).tensorboard))
+        self._metrics_file = RunDir(self.run_dir).metrics.open("a") if enabled else None
 
     def message(self, text: str) -> None:
         """A free-form console line."""

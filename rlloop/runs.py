@@ -1,0 +1,142 @@
+"""A run directory's layout, and the one way rlloop writes files that must never be seen
+half-written.
+
+:class:`RunDir` names every path of a run; the loop, agents, ``rlloop.evaluate`` and
+``rlloop.status`` use it, so the layout is written down once::
+
+    <run>/config.yaml            the config the run started with
+    <run>/ledger.sqlite          models, matches, promotions, events, iterations
+    <run>/checkpoints/train/     the latest N training checkpoints (Orbax)
+    <run>/checkpoints/champions/ promoted models (Orbax)
+    <run>/replay/                replay-<step>.npz, pending-<step>.npz beside each checkpoint
+    <run>/metrics.jsonl          one JSON object per iteration
+    <run>/status.json            what the loop is doing now (``python -m rlloop.status``)
+    <run>/tb/                    TensorBoard
+    <run>/evaluation/            ``rlloop.evaluate`` reports
+
+Writes: :func:`atomic_write_text`, :func:`atomic_write_json` and :func:`atomic_savez` write
+to a temporary file beside the target and rename it over the target (atomic on POSIX), so a
+reader or a crash sees the old file or the new one, never a part. :func:`json_default` is
+the one encoder of numpy and JAX values for ``json.dumps``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunDir", "atomic_savez", "atomic_write_json", "atomic_write_text", "json_default"]
+
+
+class RunDir:
+    """The paths of one run directory (nothing is created until asked)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.root)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.root)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger.sqlite"
+
+    @property
+    def train_checkpoints(self) -> Path:
+        return self.root / "checkpoints" / "train"
+
+    @property
+    def champion_checkpoints(self) -> Path:
+        return self.root / "checkpoints" / "champions"
+
+    @property
+    def replay_dir(self) -> Path:
+        return self.root / "replay"
+
+    def replay_file(self, step: int) -> Path:
+        return self.replay_dir / f"replay-{step}.npz"
+
+    def pending_file(self, step: int) -> Path:
+        return self.replay_dir / f"pending-{step}.npz"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def status(self) -> Path:
+        return self.root / "status.json"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tb"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.root / "evaluation"
+
+    def is_run(self) -> bool:
+        """Whether this looks like an rlloop run directory (it has its config.yaml)."""
+        return self.config.is_file()
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps(..., default=json_default)``: numpy/JAX scalars and arrays as the plain
+    numbers and lists they hold; anything else is refused with its type named."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"value {value!r} of type {type(value).__name__} is not JSON data")
+
+
+def _temporary(path: Path) -> Path:
+    # Beside the target (same filesystem, so the rename is atomic), unique per process.
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    temporary = _temporary(path)
+    try:
+        with temporary.open("w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def atomic_write_json(
+    path: str | Path, payload: Any, *, indent: int | None = 2, allow_nan: bool = True
+) -> None:
+    """``payload`` as JSON (numpy values allowed), written atomically."""
+    text = json.dumps(payload, indent=indent, allow_nan=allow_nan, default=json_default)
+    atomic_write_text(path, text + "\n")
+
+
+def atomic_savez(path: str | Path, **arrays: Any) -> None:
+    """``numpy.savez`` to ``path``, written atomically."""
+    import numpy as np
+
+    path = Path(path)
+    temporary = _temporary(path).with_suffix(".npz")  # savez appends .npz to other names
+    try:
+        with temporary.open("wb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
