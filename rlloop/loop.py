@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime
 import functools
 import logging
+import os
 import signal
 import threading
 import time
@@ -51,7 +52,7 @@ from rlloop.perfect_play import metrics_of as perfect_play_metrics
 from rlloop.perfect_play import summary as perfect_play_summary
 from rlloop.replay import PendingGames, ReplayBuffer, quality_problems
 from rlloop.resources import ResourceGuard, ResourceStatus
-from rlloop.runs import RunDir, atomic_savez, atomic_write_text
+from rlloop.runs import RunDir, atomic_savez, atomic_write_json, atomic_write_text
 from rlloop.search import search_from_config, search_knobs
 from rlloop.selfplay import make_selfplay, new_games, policy_slots
 from rlloop.telemetry import Telemetry
@@ -167,6 +168,8 @@ class Loop:
             else None
         )
         self.resource_status: ResourceStatus | None = None
+        self._phase, self._phase_since, self._started = "", 0.0, time.time()
+        self._set_phase("starting")
         if self.perfect_play is not None and self.gate is not None:
             self._score_perfect_play(self.champion_id, self.selfplay_params)
 
@@ -644,13 +647,16 @@ class Loop:
     def run_iteration(self) -> dict[str, Any]:
         """One iteration: self-play, training, telemetry, and a checkpoint every N."""
         start = time.perf_counter()
+        self._set_phase("selfplay")
         metrics = self.selfplay()
         if metrics["data_refused"]:
             metrics["train_skipped"] = True
         else:
+            self._set_phase("train")
             metrics.update(self.train())
         self.iteration += 1
         if self.gate is not None and self.iteration % int(self.config.gate.every) == 0:
+            self._set_phase("gate")
             metrics.update(self._gate_if_trained())
         if (
             self.perfect_play is not None and self.gate is None
@@ -665,6 +671,7 @@ class Loop:
             metrics.update(memory_used=reading.memory, disk_used=reading.disk,
                            load_per_core=reading.load)  # fmt: skip
         if self.iteration % int(self.config.loop.checkpoint_every) == 0:
+            self._set_phase("checkpoint")
             self.checkpoint()
         self.ledger.record_iteration(
             self.iteration,
@@ -693,11 +700,13 @@ class Loop:
         self._stop_requested = False
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous_handler = signal.signal(signal.SIGINT, self._on_interrupt) if in_main_thread else None
+        outcome = "finished"
         try:
             deadline = float(self.config.loop.max_minutes) * 60.0
             started = time.perf_counter()
             while self.iteration < target and not self._stop_requested:
                 if self._resources_critical():
+                    outcome = "stopped"
                     break
                 if deadline and time.perf_counter() - started >= deadline:
                     self.telemetry.message(
@@ -712,19 +721,40 @@ class Loop:
                 if result and self.history:
                     self.history[-1].update(result)
         except KeyboardInterrupt:
+            outcome = "stopped"
             self.telemetry.message(f"[rlloop] aborted during iteration {self.iteration + 1}")
+        except BaseException:
+            outcome = "failed"
+            raise
         finally:
             if in_main_thread:
                 signal.signal(signal.SIGINT, previous_handler)
             if self._stop_requested:
+                outcome = "stopped"
                 self.telemetry.message(f"[rlloop] interrupted: stopped after iteration {self.iteration}")
             if self.iteration and self.checkpoints.latest_step() != self.iteration:
+                self._set_phase("checkpoint")
                 self.checkpoint()
             self.checkpoints.wait()
+            self._set_phase(outcome)
         if self.perfect_play is not None and self.perfect_play.busy:
             self.telemetry.message("[rlloop] waiting for perfect-play scoring to finish")
             self._collect_perfect_play(wait=True)
         return self.history
+
+    def _set_phase(self, phase: str) -> None:
+        """Rewrite ``status.json`` (read by ``python -m rlloop.status``): the phase, since
+        when, the last finished iteration and this process."""
+        if not self.is_main_process:
+            return
+        now = time.time()
+        if phase != self._phase:
+            self._phase, self._phase_since = phase, now
+        atomic_write_json(self.paths.status, {
+            "pid": os.getpid(), "phase": phase, "phase_since": self._phase_since,
+            "updated": now, "started": self._started, "iteration": self.iteration,
+            "configurations": [self.game.name],
+        }, durable=False)  # fmt: skip
 
     def _resources_critical(self) -> bool:
         """Check the resource guard; report level changes; True when the disk is critical

@@ -104,26 +104,29 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
+def atomic_write_text(path: str | Path, text: str, *, durable: bool = True) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename; ``durable=False``
+    skips the fsync (readers still never see a part; a power cut may keep the old file)."""
     path = Path(path)
     temporary = _temporary(path)
     try:
         with temporary.open("w") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
 
 
 def atomic_write_json(
-    path: str | Path, payload: Any, *, indent: int | None = 2, allow_nan: bool = True
-) -> None:
+    path: str | Path, payload: Any, *, indent: int | None = 2, allow_nan: bool = True,
+    durable: bool = True,
+) -> None:  # fmt: skip
     """``payload`` as JSON (numpy values allowed), written atomically."""
     text = json.dumps(payload, indent=indent, allow_nan=allow_nan, default=json_default)
-    atomic_write_text(path, text + "\n")
+    atomic_write_text(path, text + "\n", durable=durable)
 
 
 def atomic_savez(path: str | Path, **arrays: Any) -> None:

@@ -1,0 +1,225 @@
+"""``python -m rlloop.status RUN [--watch [SECONDS]] [--json]``: what a run is doing.
+
+Read-only and safe beside a running loop: it reads ``status.json`` (the loop rewrites it
+atomically at every phase), ``metrics.jsonl`` and the ledger through a read-only SQLite
+connection (WAL mode: the writer is never blocked). Shows the iteration and phase, whether
+the loop's process is alive, each configuration's champion with its Elo and Elo trend, time
+since the last promotion, games/s and moves/s of recent iterations, replay and the replay
+ratio against ``train.samples_per_insert``, the resource guard's readings and warnings, and
+the scheduler's shares (one configuration today).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rlloop.runs import RunDir
+
+RECENT = 5  # iterations averaged for the rates
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _recent_metrics(path: Path, count: int) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines()
+    metrics = []
+    for text in lines[-count:]:
+        try:
+            metrics.append(json.loads(text))
+        except json.JSONDecodeError:  # a line being written
+            continue
+    return metrics
+
+
+def _config(run: RunDir) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.load(run.config), resolve=False)
+
+
+def gather(run_dir: str | Path, *, now: float | None = None) -> dict[str, Any]:
+    """Everything the status shows, as JSON-able data. Raises FileNotFoundError naming the
+    problem when ``run_dir`` is not a run directory."""
+    run = RunDir(run_dir)
+    if not run.is_run():
+        raise FileNotFoundError(f"{run.root} is not an rlloop run directory (it has no config.yaml)")
+    now = time.time() if now is None else now
+    config = _config(run)
+    game = config.get("game", {}).get("name", "?")
+    status: dict[str, Any] = {"run": str(run.root), "now": now}
+    loop = json.loads(run.status.read_text()) if run.status.is_file() else {}
+    pid = loop.get("pid")
+    running = bool(pid) and loop.get("phase") not in ("finished", "stopped", "failed") and _process_alive(int(pid))
+    status["loop"] = {
+        **loop,
+        "running": running,
+        "phase_seconds": now - loop["phase_since"] if "phase_since" in loop else None,
+        "updated_seconds_ago": now - loop["updated"] if "updated" in loop else None,
+        "target_iterations": config.get("loop", {}).get("iterations"),
+        "max_minutes": config.get("loop", {}).get("max_minutes"),
+    }
+    recent = _recent_metrics(run.metrics, RECENT + 1)
+    rates: dict[str, Any] = {}
+    if recent:
+        last = recent[-1]
+        window = recent[-RECENT:]
+        for key in ("games_per_second", "moves_per_second"):
+            values = [m[key] for m in window if isinstance(m.get(key), int | float)]
+            rates[key] = sum(values) / len(values) if values else None
+        rates.update(iteration=last.get("iteration"), games=last.get("games"),
+                     replay_size=last.get("replay_size"), train_step=last.get("train_step"))  # fmt: skip
+        resources = {k: last.get(k) for k in ("memory_used", "disk_used", "load_per_core")}
+        status["resources"] = {k: v for k, v in resources.items() if v is not None}
+    status["selfplay"] = rates
+    configuration: dict[str, Any] = {"name": game, "share": 1.0}
+    if run.ledger.is_file():
+        configuration.update(_ledger_view(run.ledger, now))
+    train = config.get("train", {})
+    target = train.get("samples_per_insert")
+    added = configuration.pop("samples_added", None)
+    trained = (rates.get("train_step") or 0) * int(train.get("batch_size", 0) or 0)
+    configuration["replay_ratio"] = trained / added if added else None
+    configuration["replay_ratio_target"] = target or None
+    status["configurations"] = [configuration]
+    return status
+
+
+def _ledger_view(path: Path, now: float) -> dict[str, Any]:
+    from rlloop.ledger import Ledger
+
+    view: dict[str, Any] = {}
+    with Ledger(path, readonly=True) as ledger:
+        champion = ledger.champion()
+        promotions = ledger.promotions()
+        models = {model.id: model for model in ledger.models()}
+        view["champion"] = None if champion is None else {
+            "id": champion.id, "elo": champion.elo, "elo_low": champion.elo_low,
+            "elo_high": champion.elo_high, "iteration": champion.iteration,
+        }  # fmt: skip
+        view["promotions"] = len(promotions)
+        if promotions:
+            view["last_promotion"] = {"model": promotions[-1].model_id,
+                                      "iteration": promotions[-1].iteration,
+                                      "seconds_ago": now - promotions[-1].created}  # fmt: skip
+        trend = [models[p.model_id].elo for p in promotions[-RECENT:] if p.model_id in models]
+        view["elo_trend"] = [e for e in trend if e is not None]
+        events = ledger.events_since(kind="RESOURCE")
+        latest: dict[str, dict[str, Any]] = {}
+        for event in events:
+            latest[event.payload["resource"]] = event.payload
+        view["resource_warnings"] = [e for e in latest.values() if e.get("level") != "ok"]
+        iterations = ledger.iterations()
+        view["samples_added"] = sum(int(m.get("samples_added") or 0) for m in iterations.values())
+    return view
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def render(status: dict[str, Any]) -> str:
+    """The status as lines of text."""
+    loop, rates = status["loop"], status["selfplay"]
+    lines = [f"run {status['run']}"]
+    if loop.get("phase"):
+        state = "running" if loop["running"] else "not running"
+        lines.append(
+            f"  {state} (pid {loop.get('pid')}): iteration {loop.get('iteration', 0)}"
+            f"{' / ' + str(loop['target_iterations']) if loop.get('target_iterations') else ''}, "
+            f"phase {loop['phase']} for {_ago(loop.get('phase_seconds'))}; "
+            f"updated {_ago(loop.get('updated_seconds_ago'))} ago"
+        )
+    else:
+        lines.append("  no status.json yet (the loop writes one when it starts)")
+    if rates.get("games_per_second") is not None:
+        lines.append(
+            f"  self-play: {rates['games_per_second']:,.1f} games/s, "
+            f"{rates['moves_per_second']:,.0f} moves/s (last {RECENT} iterations); "
+            f"{rates.get('games') or 0:,} games, replay {rates.get('replay_size') or 0:,}"
+        )
+    for config in status["configurations"]:
+        champion = config.get("champion")
+        if champion:
+            interval = (f" [{champion['elo_low']:.0f}, {champion['elo_high']:.0f}]"
+                        if champion.get("elo_low") is not None else "")  # fmt: skip
+            elo = f"Elo {champion['elo']:.0f}{interval}" if champion.get("elo") is not None else "unrated"
+            text = f"  {config['name']}: champion {champion['id']} ({elo})"
+        else:
+            text = f"  {config['name']}: no champion yet"
+        if config.get("last_promotion"):
+            last = config["last_promotion"]
+            text += (f"; {config['promotions']} promotions, last at iteration {last['iteration']}, "
+                     f"{_ago(last['seconds_ago'])} ago")  # fmt: skip
+        lines.append(text)
+        if config.get("elo_trend"):
+            lines.append("    Elo trend: " + " -> ".join(f"{e:.0f}" for e in config["elo_trend"]))
+        ratio, target = config.get("replay_ratio"), config.get("replay_ratio_target")
+        if ratio is not None:
+            lines.append(f"    replay ratio {ratio:.2f} trained per sample added"
+                         + (f" (target {target:g})" if target else ""))  # fmt: skip
+        lines.append(f"    scheduler share {config['share']:.0%}")
+        for warning in config.get("resource_warnings", []):
+            lines.append(f"    resource warning: {warning['resource']} {warning['level']} "
+                         f"({warning['value']:.0%}) at iteration {warning['iteration']}")  # fmt: skip
+    resources = status.get("resources")
+    if resources:
+        parts = [f"memory {resources['memory_used']:.0%}" if "memory_used" in resources else "",
+                 f"disk {resources['disk_used']:.0%}" if "disk_used" in resources else "",
+                 f"load {resources['load_per_core']:.2f}/core" if "load_per_core" in resources else ""]  # fmt: skip
+        lines.append("  resources: " + ", ".join(p for p in parts if p))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rlloop.status", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", help="the run directory")
+    parser.add_argument("--watch", nargs="?", type=float, const=2.0, default=None,
+                        metavar="SECONDS", help="refresh every SECONDS (default 2) until Ctrl-C")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    args = parser.parse_args(argv)
+    if args.watch is not None and args.watch <= 0:
+        parser.error(f"--watch {args.watch}: must be > 0 seconds")
+    tty = sys.stdout.isatty()
+    try:
+        while True:
+            try:
+                status = gather(args.run)
+            except FileNotFoundError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+            text = json.dumps(status, default=str) if args.json else render(status)
+            if args.watch is not None and tty and not args.json:
+                sys.stdout.write("\033[2J\033[H")  # clear the terminal, cursor home
+            print(text, flush=True)
+            if args.watch is None:
+                return 0
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
