@@ -49,7 +49,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# 2: every model, match, promotion and iteration names its game configuration (``config``),
+# so one ledger holds many lineages; a version-1 ledger is migrated when opened for writing.
+SCHEMA_VERSION = 2
 STATUSES = ("candidate", "champion", "rejected", "baseline", "retired")
 MODEL_PROMOTED = "MODEL_PROMOTED"
 MODEL_REJECTED = "MODEL_REJECTED"
@@ -65,7 +67,8 @@ CREATE TABLE IF NOT EXISTS models (
     elo_low REAL NULL,
     elo_high REAL NULL,
     checkpoint TEXT NULL,
-    note TEXT NULL
+    note TEXT NULL,
+    config TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS models_status ON models(status);
 CREATE TABLE IF NOT EXISTS matches (
@@ -78,7 +81,8 @@ CREATE TABLE IF NOT EXISTS matches (
     stage TEXT NOT NULL,
     iteration INTEGER NOT NULL,
     created REAL NOT NULL,
-    mean_length REAL NULL
+    mean_length REAL NULL,
+    config TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS promotions (
     id INTEGER PRIMARY KEY,
@@ -88,7 +92,8 @@ CREATE TABLE IF NOT EXISTS promotions (
     score REAL NOT NULL,
     score_low REAL NOT NULL,
     score_high REAL NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    config TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
@@ -100,9 +105,11 @@ CREATE INDEX IF NOT EXISTS events_kind ON events(kind, id);
 CREATE TABLE IF NOT EXISTS iterations (
     iteration INTEGER PRIMARY KEY,
     finished REAL NOT NULL,
-    metrics TEXT NOT NULL
+    metrics TEXT NOT NULL,
+    config TEXT NOT NULL DEFAULT ''
 );
 """
+_CONFIG_TABLES = ("models", "matches", "promotions", "iterations")
 
 
 class LedgerError(RuntimeError):
@@ -123,6 +130,7 @@ class Model:
     elo_high: float | None
     checkpoint: str | None
     note: str | None
+    config: str = ""  # the game configuration (schema 2; "" in a version-1 ledger)
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,7 @@ class Match:
     iteration: int
     created: float
     mean_length: float | None
+    config: str = ""  # the game configuration (schema 2; "" in a version-1 ledger)
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,7 @@ class Promotion:
     score_low: float
     score_high: float
     created: float
+    config: str = ""  # the game configuration (schema 2; "" in a version-1 ledger)
 
 
 @dataclass(frozen=True)
@@ -222,14 +232,23 @@ class Ledger:
     ``Ledger(path)`` creates the file if needed; ``readonly=True`` opens an existing ledger for
     reading only (safe while another process writes). Use as a context manager or call
     :meth:`close`. Events written by this object are published to ``bus`` after they commit.
+
+    ``config`` names the game configuration that writes without one of their own record and
+    that :meth:`champion` means by default (a run of one configuration passes its game's
+    name). A version-1 ledger (one game, no ``config`` column) opened for writing is migrated
+    to version 2 in one transaction, its rows labelled ``config``; opened read-only it is read
+    as it is (``config`` ""), and filters by configuration do not apply to it.
     """
 
     def __init__(
-        self, path: str | Path, *, readonly: bool = False, bus: EventBus | None = None
-    ) -> None:
+        self, path: str | Path, *, readonly: bool = False, bus: EventBus | None = None,
+        config: str = "",
+    ) -> None:  # fmt: skip
         self.path = Path(path)
         self.readonly = readonly
         self.bus = bus
+        self.config = str(config)
+        self._version = SCHEMA_VERSION
         if readonly and not self.path.is_file():
             raise LedgerError(f"no ledger at {self.path}: the file does not exist")
         try:
@@ -265,6 +284,7 @@ class Ledger:
                 f"schema version {SCHEMA_VERSION} at most: upgrade rlloop to open it"
             )
         conn.execute("PRAGMA foreign_keys=ON")
+        self._version = version or SCHEMA_VERSION
         if self.readonly:
             if version == 0:
                 raise LedgerError(
@@ -290,6 +310,30 @@ class Ledger:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        elif version == 1:
+            self._migrate_from_1()
+
+    def _migrate_from_1(self) -> None:
+        """Version 1 -> 2: a ``config`` column on models, matches, promotions and iterations,
+        set to this ledger's ``config`` (a version-1 ledger held one game), in one
+        transaction with a ``LEDGER_MIGRATED`` event."""
+        with self._write() as conn:
+            for table in _CONFIG_TABLES:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN config TEXT NOT NULL DEFAULT ''")
+                conn.execute(f"UPDATE {table} SET config = ?", (self.config,))
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            event = self._insert_event(conn, "LEDGER_MIGRATED",
+                                       {"from": 1, "to": SCHEMA_VERSION, "config": self.config},
+                                       time.time())  # fmt: skip
+        self._version = SCHEMA_VERSION
+        self._publish([event])
+
+    def _config_filter(self, config: str | None) -> tuple[str, tuple[Any, ...]]:
+        """(SQL condition, arguments) selecting rows of ``config``; none for ``None`` or a
+        version-1 ledger (which has no such column)."""
+        if config is None or self._version < 2:
+            return "1", ()
+        return "config = ?", (str(config),)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -351,8 +395,10 @@ class Ledger:
         status: str,
         checkpoint: str | None = None,
         note: str | None = None,
+        config: str | None = None,
     ) -> None:
-        """Add a model. ``parent`` must already be in the ledger (or None for a root)."""
+        """Add a model of ``config`` (default: the ledger's). ``parent`` must already be in the
+        ledger (or None for a root)."""
         _check_status(status)
         with self._write() as conn:
             if parent is not None:
@@ -360,10 +406,11 @@ class Ledger:
             if conn.execute("SELECT 1 FROM models WHERE id = ?", (model_id,)).fetchone():
                 raise ValueError(f"model id {model_id!r} is already in ledger {self.path}")
             conn.execute(
-                "INSERT INTO models (id, parent, iteration, created, status, checkpoint, note) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (model_id, parent, int(iteration), time.time(), status, checkpoint, note),
-            )
+                "INSERT INTO models (id, parent, iteration, created, status, checkpoint, note, "
+                "config) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (model_id, parent, int(iteration), time.time(), status, checkpoint, note,
+                 self.config if config is None else str(config)),
+            )  # fmt: skip
 
     def set_status(self, model_id: str, status: str) -> None:
         """Set a model's status (one of :data:`STATUSES`)."""
@@ -400,6 +447,7 @@ class Ledger:
         stage: str,
         iteration: int,
         mean_length: float | None = None,
+        config: str | None = None,
     ) -> int:
         """Record a match's result (counts from ``model_a``'s side); returns the match id.
 
@@ -412,10 +460,11 @@ class Ledger:
         with self._write() as conn:
             cursor = conn.execute(
                 "INSERT INTO matches (model_a, model_b, wins_a, draws, wins_b, stage, iteration, "
-                "created, mean_length) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created, mean_length, config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     model_a, model_b, int(wins_a), int(draws), int(wins_b), stage,
                     int(iteration), time.time(), None if mean_length is None else float(mean_length),
+                    self.config if config is None else str(config),
                 ),
             )  # fmt: skip
             return int(cursor.lastrowid)
@@ -446,14 +495,21 @@ class Ledger:
                     f"cannot promote {model_id!r}: its status is {row['status']!r} "
                     "(promotable: candidate, baseline, retired)"
                 )
-            previous = conn.execute("SELECT id FROM models WHERE status = 'champion'").fetchall()
+            # The champion of the model's own configuration steps down; other lineages keep theirs.
+            config = row["config"]
+            previous = conn.execute(
+                "SELECT id FROM models WHERE status = 'champion' AND config = ?", (config,)
+            ).fetchall()
             previous_id = previous[0]["id"] if previous else None
-            conn.execute("UPDATE models SET status = 'retired' WHERE status = 'champion'")
+            conn.execute(
+                "UPDATE models SET status = 'retired' WHERE status = 'champion' AND config = ?",
+                (config,),
+            )
             conn.execute("UPDATE models SET status = 'champion' WHERE id = ?", (model_id,))
             cursor = conn.execute(
                 "INSERT INTO promotions (model_id, previous_champion, iteration, score, score_low, "
-                "score_high, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (model_id, previous_id, int(iteration), score, score_low, score_high, now),
+                "score_high, created, config) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (model_id, previous_id, int(iteration), score, score_low, score_high, now, config),
             )
             promotion_id = int(cursor.lastrowid)
             event = self._insert_event(
@@ -500,13 +556,17 @@ class Ledger:
         self._publish([event])
         return event.id
 
-    def record_iteration(self, iteration: int, metrics: dict[str, Any]) -> None:
-        """Mark ``iteration`` finished with its metrics (replaces an earlier record of it)."""
+    def record_iteration(
+        self, iteration: int, metrics: dict[str, Any], *, config: str | None = None
+    ) -> None:
+        """Mark ``iteration`` finished with its metrics and the configuration it fed
+        (default: the ledger's); replaces an earlier record of it."""
         encoded = _encode(metrics)
         with self._write() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO iterations (iteration, finished, metrics) VALUES (?, ?, ?)",
-                (int(iteration), time.time(), encoded),
+                "INSERT OR REPLACE INTO iterations (iteration, finished, metrics, config) "
+                "VALUES (?, ?, ?, ?)",
+                (int(iteration), time.time(), encoded, self.config if config is None else str(config)),
             )
 
     # -- reads ----------------------------------------------------------------------------
@@ -524,24 +584,34 @@ class Ledger:
         rows = self._conn.execute(query + " ORDER BY id", args).fetchall()
         return [Event(r["id"], r["kind"], json.loads(r["payload"]), r["created"]) for r in rows]
 
-    def champion(self) -> Model | None:
-        """The current champion, or None if no model has been promoted."""
-        row = self._conn.execute("SELECT * FROM models WHERE status = 'champion'").fetchone()
-        return Model(**dict(row)) if row else None
+    def champion(self, config: str | None = None) -> Model | None:
+        """The current champion of ``config`` (default: the ledger's ``config``), or None if
+        none has been promoted. With neither, the one champion of the ledger; ValueError
+        naming them when several configurations have one."""
+        config = self.config if config is None else config
+        condition, args = self._config_filter(config or None)
+        rows = self._conn.execute(
+            f"SELECT * FROM models WHERE status = 'champion' AND {condition}", args
+        ).fetchall()
+        if len(rows) > 1:
+            names = sorted(f"{row['id']} ({row['config']})" for row in rows)
+            raise ValueError(f"champions of several configurations: {', '.join(names)}; name one")
+        return Model(**dict(rows[0])) if rows else None
 
     def model(self, model_id: str) -> Model:
         """One model by id; KeyError naming the id if it is not in the ledger."""
         return Model(**dict(self._require_model(self._conn, model_id)))
 
-    def models(self, status: str | None = None) -> list[Model]:
-        """All models (optionally only those with ``status``), in creation order."""
+    def models(self, status: str | None = None, *, config: str | None = None) -> list[Model]:
+        """All models (optionally only those with ``status``, of ``config``), in creation
+        order."""
+        condition, args = self._config_filter(config)
         if status is not None:
             _check_status(status)
-            rows = self._conn.execute(
-                "SELECT * FROM models WHERE status = ? ORDER BY created, rowid", (status,)
-            )
-        else:
-            rows = self._conn.execute("SELECT * FROM models ORDER BY created, rowid")
+            condition, args = f"{condition} AND status = ?", (*args, status)
+        rows = self._conn.execute(
+            f"SELECT * FROM models WHERE {condition} ORDER BY created, rowid", args
+        )
         return [Model(**dict(r)) for r in rows.fetchall()]
 
     def lineage(self, model_id: str) -> list[Model]:
@@ -561,19 +631,24 @@ class Ledger:
         ).fetchall()
         return [Model(**dict(r)) for r in rows]
 
-    def matches(self) -> list[Match]:
-        """All recorded matches, oldest first."""
-        rows = self._conn.execute("SELECT * FROM matches ORDER BY id").fetchall()
-        return [Match(**dict(r)) for r in rows]
+    def matches(self, *, config: str | None = None) -> list[Match]:
+        """All recorded matches (optionally of ``config``), oldest first."""
+        condition, args = self._config_filter(config)
+        rows = self._conn.execute(f"SELECT * FROM matches WHERE {condition} ORDER BY id", args)
+        return [Match(**dict(r)) for r in rows.fetchall()]
 
-    def promotions(self) -> list[Promotion]:
-        """All promotions, oldest first."""
-        rows = self._conn.execute("SELECT * FROM promotions ORDER BY id").fetchall()
-        return [Promotion(**dict(r)) for r in rows]
+    def promotions(self, *, config: str | None = None) -> list[Promotion]:
+        """All promotions (optionally of ``config``), oldest first."""
+        condition, args = self._config_filter(config)
+        rows = self._conn.execute(f"SELECT * FROM promotions WHERE {condition} ORDER BY id", args)
+        return [Promotion(**dict(r)) for r in rows.fetchall()]
 
-    def iterations(self) -> dict[int, dict[str, Any]]:
-        """Finished iterations and their metrics."""
-        rows = self._conn.execute("SELECT iteration, metrics FROM iterations ORDER BY iteration")
+    def iterations(self, *, config: str | None = None) -> dict[int, dict[str, Any]]:
+        """Finished iterations (optionally those that fed ``config``) and their metrics."""
+        condition, args = self._config_filter(config)
+        rows = self._conn.execute(
+            f"SELECT iteration, metrics FROM iterations WHERE {condition} ORDER BY iteration", args
+        )
         return {r["iteration"]: json.loads(r["metrics"]) for r in rows.fetchall()}
 
     def last_iteration(self) -> int:

@@ -138,7 +138,7 @@ class Loop:
         self.champions = ChampionCheckpoints(self.paths.champion_checkpoints)
         self.bus = EventBus()
         self.bus.subscribe(MODEL_PROMOTED, self._on_promoted)
-        self.ledger = Ledger(self.paths.ledger, bus=self.bus)
+        self.ledger = Ledger(self.paths.ledger, bus=self.bus, config=self.game.name)
         self.gate = (
             Gate(self.game, self.network, config.gate, search_knobs(config.search), self.ledger)
             if config.gate.enabled

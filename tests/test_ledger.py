@@ -38,7 +38,7 @@ def test_schema_created_with_wal_and_version(ledger: Ledger) -> None:
     tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"models", "matches", "promotions", "events", "iterations"} <= tables
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     raw.close()
     assert ledger._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert ledger.integrity_check() == "ok"
@@ -140,7 +140,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     raw.commit()
     raw.close()
     for readonly in (False, True):
-        with pytest.raises(LedgerError, match=r"schema version 2.*version 1 at most.*upgrade rlloop"):
+        with pytest.raises(LedgerError, match=r"schema version 3.*version 2 at most.*upgrade rlloop"):
             Ledger(path, readonly=readonly)
     assert issubclass(LedgerError, RuntimeError)
 
@@ -288,3 +288,88 @@ def test_sigkill_never_loses_committed_rows(tmp_path: Path) -> None:
     with Ledger(path) as final:
         chain = final.lineage(final.champion().id)
         assert chain[-1].parent is None and len(chain) == len(final.promotions())
+
+
+# A version-1 ledger as rlloop wrote it before 2026-12-04 (one game, no config column).
+V1_SCHEMA = [
+    "CREATE TABLE models (id TEXT PRIMARY KEY, parent TEXT NULL REFERENCES models(id), "
+    "iteration INTEGER NOT NULL, created REAL NOT NULL, status TEXT NOT NULL, elo REAL NULL, "
+    "elo_low REAL NULL, elo_high REAL NULL, checkpoint TEXT NULL, note TEXT NULL)",
+    "CREATE TABLE matches (id INTEGER PRIMARY KEY, model_a TEXT NOT NULL, model_b TEXT NOT NULL, "
+    "wins_a INTEGER NOT NULL, draws INTEGER NOT NULL, wins_b INTEGER NOT NULL, stage TEXT NOT NULL, "
+    "iteration INTEGER NOT NULL, created REAL NOT NULL, mean_length REAL NULL)",
+    "CREATE TABLE promotions (id INTEGER PRIMARY KEY, model_id TEXT NOT NULL REFERENCES models(id), "
+    "previous_champion TEXT NULL, iteration INTEGER NOT NULL, score REAL NOT NULL, "
+    "score_low REAL NOT NULL, score_high REAL NOT NULL, created REAL NOT NULL)",
+    "CREATE TABLE events (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL, "
+    "created REAL NOT NULL)",
+    "CREATE TABLE iterations (iteration INTEGER PRIMARY KEY, finished REAL NOT NULL, "
+    "metrics TEXT NOT NULL)",
+    "INSERT INTO models VALUES ('iter-000000', NULL, 0, 1.0, 'retired', NULL, NULL, NULL, NULL, NULL)",
+    "INSERT INTO models VALUES ('iter-000004', 'iter-000000', 4, 2.0, 'champion', 120.0, 80.0, "
+    "160.0, 'champions/4', NULL)",
+    "INSERT INTO matches VALUES (1, 'iter-000004', 'iter-000000', 40, 0, 24, 'screen', 4, 2.0, 9.0)",
+    "INSERT INTO promotions VALUES (1, 'iter-000004', 'iter-000000', 4, 0.62, 0.56, 0.68, 2.0)",
+    """INSERT INTO iterations VALUES (4, 2.0, '{"games": 10}')""",
+    "PRAGMA user_version=1",
+]
+
+
+def _v1_ledger(path: Path) -> Path:
+    raw = sqlite3.connect(path)
+    for statement in V1_SCHEMA:
+        raw.execute(statement)
+    raw.commit()
+    raw.close()
+    return path
+
+
+def test_a_version_1_ledger_reads_as_is_and_migrates_when_written(tmp_path: Path) -> None:
+    path = _v1_ledger(tmp_path / "v1.sqlite")
+    with Ledger(path, readonly=True, config="connect4") as old:  # read-only: no migration
+        assert old.champion().id == "iter-000004" and old.champion().config == ""
+        assert [m.id for m in old.models(config="anything")] == ["iter-000000", "iter-000004"]
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+    raw.close()
+    with Ledger(path, config="connect4") as ledger:
+        assert ledger.champion().id == "iter-000004" and ledger.champion().config == "connect4"
+        assert {m.config for m in ledger.models()} == {"connect4"}
+        assert ledger.matches()[0].config == "connect4" and ledger.promotions()[0].config == "connect4"
+        assert ledger.iterations(config="connect4") == {4: {"games": 10}}
+        (event,) = ledger.events_since(kind="LEDGER_MIGRATED")
+        assert event.payload == {"from": 1, "to": 2, "config": "connect4"}
+        ledger.add_model("iter-000008", parent="iter-000004", iteration=8, status="candidate")
+        ledger.promote("iter-000008", iteration=8, score=0.6, score_low=0.55, score_high=0.65)
+        assert ledger.champion().id == "iter-000008"
+        assert ledger.model("iter-000004").status == "retired"
+        assert ledger.integrity_check() == "ok"
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+    raw.close()
+
+
+def test_each_configuration_keeps_its_own_champion(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "two.sqlite", config="tictactoe") as ledger:
+        ledger.add_model("ttt/iter-1", parent=None, iteration=1, status="candidate")
+        ledger.add_model("c4/iter-1", parent=None, iteration=1, status="candidate", config="connect4")
+        ledger.add_model("c4/iter-2", parent="c4/iter-1", iteration=2, status="candidate",
+                         config="connect4")  # fmt: skip
+        ledger.promote("ttt/iter-1", iteration=1, score=0.7, score_low=0.6, score_high=0.8)
+        ledger.promote("c4/iter-1", iteration=1, score=0.7, score_low=0.6, score_high=0.8)
+        ledger.promote("c4/iter-2", iteration=2, score=0.7, score_low=0.6, score_high=0.8)
+        assert ledger.champion().id == "ttt/iter-1"  # the ledger's own configuration
+        assert ledger.champion("connect4").id == "c4/iter-2"
+        assert ledger.model("ttt/iter-1").status == "champion"  # untouched by connect4's
+        assert ledger.model("c4/iter-1").status == "retired"
+        assert [p.model_id for p in ledger.promotions(config="connect4")] == ["c4/iter-1", "c4/iter-2"]
+        assert ledger.promotions(config="connect4")[1].previous_champion == "c4/iter-1"
+        ledger.record_match("c4/iter-2", "random", 30, 0, 2, stage="anchor", iteration=2,
+                            config="connect4")  # fmt: skip
+        assert len(ledger.matches(config="connect4")) == 1 and ledger.matches(config="tictactoe") == []
+        ledger.record_iteration(3, {"games": 5}, config="connect4")
+        assert ledger.iterations(config="tictactoe") == {}
+    with Ledger(tmp_path / "two.sqlite", readonly=True) as reader:
+        with pytest.raises(ValueError, match=r"several configurations: c4/iter-2 \(connect4\)"):
+            reader.champion()
+        assert reader.champion("tictactoe").id == "ttt/iter-1"

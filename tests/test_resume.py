@@ -210,3 +210,26 @@ def test_resume_refuses_when_no_checkpoint_verifies(tmp_path: Path, _three_check
     for step in (3, 2, 1):
         assert f"checkpoint {step}: " in message
     assert "move" in message and "aside" in message
+
+
+def test_a_run_written_with_ledger_schema_1_resumes_and_is_migrated(
+    tmp_path: Path, _one_iteration_run: Path
+) -> None:
+    import sqlite3
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(_one_iteration_run, run_dir)
+    with sqlite3.connect(run_dir / "ledger.sqlite") as connection:  # back to schema 1
+        connection.execute("DROP INDEX IF EXISTS models_status")
+        for table in ("models", "matches", "promotions", "iterations"):
+            connection.execute(f"ALTER TABLE {table} DROP COLUMN config")
+        connection.execute("CREATE INDEX models_status ON models(status)")
+        connection.execute("PRAGMA user_version = 1")
+    command = [*_command(run_dir)[:-1], "loop.iterations=2", f"hydra.run.dir={run_dir}"]
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resumed from iteration 1" in second.stdout
+    with Ledger(run_dir / "ledger.sqlite", readonly=True) as ledger:
+        assert [e.payload["config"] for e in ledger.events_since(kind="LEDGER_MIGRATED")] == ["tictactoe"]
+        assert {m.config for m in ledger.models()} == {"tictactoe"}
+        assert ledger.last_iteration() == 2 and ledger.champion() is not None
