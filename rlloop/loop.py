@@ -27,7 +27,6 @@ iteration per chunk: fetching a self-play chunk, and fetching the training metri
 from __future__ import annotations
 
 import datetime
-import functools
 import logging
 import os
 import signal
@@ -50,18 +49,16 @@ from rlloop.networks import init_params, network_from_config
 from rlloop.perfect_play import PERFECT_PLAY_EVENT, PerfectPlayMonitor, default_cache_path
 from rlloop.perfect_play import metrics_of as perfect_play_metrics
 from rlloop.perfect_play import summary as perfect_play_summary
+from rlloop.programs import build_programs
 from rlloop.replay import PendingGames, ReplayBuffer, quality_problems
 from rlloop.resources import ResourceGuard, ResourceStatus
 from rlloop.runs import RunDir, atomic_savez, atomic_write_json, atomic_write_text
-from rlloop.search import search_from_config, search_knobs
-from rlloop.selfplay import make_selfplay, new_games, policy_slots
+from rlloop.search import search_knobs
 from rlloop.telemetry import Telemetry
 from rlloop.train import (
     TrainState,
     init_train_state,
     make_optimizer,
-    make_train_step,
-    stack_symmetries,
 )
 
 log = logging.getLogger(__name__)
@@ -119,9 +116,9 @@ class Loop:
             init_train_state(params, self.optimizer), self.mesh
         )
 
-        # Entries kept of each policy target: the search's slots (selfplay.policy_slots).
-        self.policy_slots = policy_slots(self.game.num_actions, int(config.search.max_actions))
         self._build_functions()
+        # Entries kept of each policy target: the search's slots (selfplay.policy_slots).
+        self.policy_slots = self.programs.policy_slots
         self.states = self._init_states(jax.random.fold_in(root_key, 2))
         self.pending = self._new_pending()
         self.replay = self._new_replay()
@@ -175,48 +172,13 @@ class Loop:
 
     # ------------------------------------------------------------------ setup
     def _build_functions(self) -> None:
-        config, mesh = self.config, self.mesh
-        search = search_from_config(self.game, self.network, config.search)
-        play = make_selfplay(
-            self.game,
-            search,
-            moves_per_chunk=int(config.loop.moves_per_chunk),
-            temperature_moves=int(config.loop.temperature_moves),
-            random_opening_moves=int(config.loop.random_opening_moves),
-            max_forced_moves=int(config.loop.max_forced_moves),
-            policy_slots=self.policy_slots,
-        )
-        replicated = parallel.replicated(mesh)
-        by_game = parallel.batch_sharding(mesh)
-        by_game_time_major = parallel.batch_sharding(mesh, axis=1)
-        self._play_local = play  # one device's program (tests compare the sharded run with it)
-        self._play = parallel.jit_selfplay(play, mesh)
-        tables = stack_symmetries(self.game.symmetries()) if config.train.augment else None
-        train_step = make_train_step(
-            self.network,
-            self.optimizer,
-            value_loss_weight=float(config.train.value_loss_weight),
-            symmetry_tables=tables,
-            num_actions=self.game.num_actions,
-        )
-        self._train_step = jax.jit(
-            train_step,
-            in_shardings=(replicated, by_game_time_major, replicated, replicated),
-            out_shardings=(replicated, replicated),
-            donate_argnums=(0,),
-        )
-        self._new_games = jax.jit(
-            functools.partial(
-                new_games,
-                self.game,
-                batch_size=self.batch_size,
-                random_opening_moves=int(config.loop.random_opening_moves),
-            ),
-            out_shardings=by_game,
-        )
+        self.programs = build_programs(
+            self.game, self.network, self.optimizer, self.config, self.mesh,
+            batch_size=self.batch_size,
+        )  # fmt: skip
 
     def _init_states(self, key: jax.Array) -> Any:
-        return self._new_games(key)
+        return self.programs.new_games(key)
 
     def _next_key(self) -> jax.Array:
         self._key, key = jax.random.split(self._key)
@@ -446,7 +408,7 @@ class Loop:
         for _ in range(int(self.config.loop.chunks_per_iteration)):
             self._swap_champion_if_promoted()
             params = self.selfplay_params if self.gate is not None else self.params
-            self.states, chunk = self._play(params, self.states, self._next_key())
+            self.states, chunk = self.programs.play(params, self.states, self._next_key())
             self.chunks_played += 1
             chunk = jax.device_get(chunk)
             samples = self.pending.add(chunk)
@@ -533,7 +495,7 @@ class Loop:
         keys = jax.random.split(self._next_key(), int(train_config.steps_per_iteration))
         step_metrics = []
         for index in range(due):
-            self.train_state, metrics = self._train_step(
+            self.train_state, metrics = self.programs.train_step(
                 self.train_state, batches, np.int32(index), keys[index]
             )
             step_metrics.append(metrics)

@@ -39,9 +39,9 @@ def main() -> None:
     assert len(loop.states.current_player.sharding.device_set) == num_devices
     key = jax.random.key(42)
     states = jax.device_get(loop.states)
-    loop.states, chunk = loop._play(loop.params, loop.states, key)
+    loop.states, chunk = loop.programs.play(loop.params, loop.states, key)
     chunk = jax.device_get(chunk)
-    local = jax.jit(loop._play_local)  # the one-device program, on one device
+    local = jax.jit(loop.programs.play_local)  # the one-device program, on one device
 
     def played_in_slices(count: int) -> dict[str, np.ndarray]:
         """The 16 games split into ``count`` slices, slice d played alone with fold_in(key, d)."""
@@ -69,7 +69,7 @@ def main() -> None:
     state, on_device = loop.train_state, parallel.put_batch(batches, loop.mesh, axis=1)
     losses = []
     for index in range(4):
-        state, metrics = loop._train_step(state, on_device, np.int32(index), jax.random.key(index))
+        state, metrics = loop.programs.train_step(state, on_device, np.int32(index), jax.random.key(index))
         losses.append(metrics["loss"])
     leaves = jax.tree.leaves(jax.device_get(state.params))
     np.savez(
