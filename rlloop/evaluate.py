@@ -134,8 +134,11 @@ def cmd_perfect_play(args: argparse.Namespace) -> dict[str, Any]:
     for target_which, target_step in targets:
         agent = load_agent(run_dir, step=target_step, which=target_which)
         label = _label(run_dir, target_which, target_step, agent)
-        if agent.game.name != "connect4":
-            raise ValueError(f"perfect-play needs a Connect Four run; {run_dir} plays {agent.game.name}")
+        if not agent.game.perfect_play:
+            raise ValueError(
+                f"perfect-play needs a Connect Four run (a game rlloop can solve); {run_dir} "
+                f"plays {agent.game.name}"
+            )
         start = time.perf_counter()
         results = pp.evaluate_agent(
             agent, sets, simulations=args.simulations, oracle=oracle,

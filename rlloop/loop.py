@@ -340,9 +340,10 @@ class Loop:
         return model_id, params
 
     def _make_perfect_play(self) -> PerfectPlayMonitor | None:
-        """The background perfect-play scorer (Connect Four runs, process 0, if enabled)."""
+        """The background perfect-play scorer (games with ``Game.perfect_play``, process 0,
+        if enabled)."""
         settings = self.config.perfect_play
-        if not settings.enabled or self.game.name != "connect4" or not self.is_main_process:
+        if not settings.enabled or not self.game.perfect_play or not self.is_main_process:
             return None
         game, network, search = self.game, self.network, self.config.search
         monitor = PerfectPlayMonitor(

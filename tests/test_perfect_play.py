@@ -174,3 +174,12 @@ def test_monitor_scores_in_the_background() -> None:
     metrics = pp.metrics_of(results)
     assert metrics["perfect_play/bundled/mistakes_0sims"] == results[0].mistake_rate > 0
     assert "bundled" in pp.summary(results)
+
+
+def test_games_say_whether_they_can_be_scored_against_perfect_play() -> None:
+    """The loop attaches the perfect-play scorer by this flag, not by the game's name."""
+    from rlloop import games
+
+    assert games.make("connect4").perfect_play is True
+    assert games.make("tictactoe").perfect_play is False
+    assert games.make("ringrift_square8_2p").perfect_play is False

@@ -216,6 +216,11 @@ class Game(abc.ABC):
     # next seat), roughly in [-1, 1]. Games that have one define it as a method.
     value_prior: Callable[[Array], Array] | None = None
 
+    # Whether rlloop can score this game's models against perfect play (an exact solver and
+    # labelled positions, ``rlloop.perfect_play``): the loop then scores every champion in the
+    # background and ``rlloop.evaluate perfect-play`` accepts its runs.
+    perfect_play: bool = False
+
     @property
     def num_features(self) -> int:
         """Length of the ``features`` vector."""

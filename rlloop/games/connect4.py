@@ -65,6 +65,7 @@ class ConnectFour(Game):
     """Connect Four; see the module docstring for shapes, rewards and the bitboard layout."""
 
     name = "connect4"
+    perfect_play = True  # rlloop.games.connect4_solver and Pons' test sets
     num_players = 2
     num_actions = COLUMNS
     observation_shape = (ROWS, COLUMNS, 2)
