@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,13 +24,9 @@ RECENT = 5  # iterations averaged for the rates
 
 
 def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
+    import psutil
+
+    return psutil.pid_exists(pid)
 
 
 def _recent_metrics(path: Path, count: int) -> list[dict[str, Any]]:

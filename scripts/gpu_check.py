@@ -290,6 +290,11 @@ def _value(results: list[dict[str, Any]], name: str, **config: Any) -> float | N
     return None if line is None else line["value"]
 
 
+def _section(out: list[str], title: str, columns: str, align: str) -> None:
+    """A table's title, header row (``columns``, ``|``-separated) and alignment row."""
+    out += [f"\n## {title}\n", f"| {columns} |", f"|{align}|"]
+
+
 def summary(run: Run) -> str:
     """Markdown tables of the figures gathered so far."""
     results, out = run.results, []
@@ -304,11 +309,10 @@ def summary(run: Run) -> str:
             out.append(f"- {line['name']}: {config}{extra}")
     rows = [line for line in results if line["name"] == "selfplay_ratio_vs_reference"]
     if rows:
-        out.append("\n## Connect Four self-play (moves/s; games/s = moves/s ÷ the sequential "
-                   "baseline's mean game length)\n")
-        out.append("| net | sims | batch | rlloop moves/s | pgx+mctx moves/s | ratio | rlloop "
-                   "games/s | sequential games/s | vs sequential | compile rlloop / ref (s) |")
-        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        _section(out, "Connect Four self-play (moves/s; games/s = moves/s ÷ the sequential "
+                 "baseline's mean game length)", "net | sims | batch | rlloop moves/s | pgx+mctx "
+                 "moves/s | ratio | rlloop games/s | sequential games/s | vs sequential | compile "
+                 "rlloop / ref (s)", "---|---:|---:|---:|---:|---:|---:|---:|---:|---:")  # fmt: skip
         for line in rows:
             c = {k: line["config"][k] for k in ("net", "simulations", "batch_size")}
             seq = {"net": c["net"], "simulations": c["simulations"], "engine": "sequential"}
@@ -325,9 +329,9 @@ def summary(run: Run) -> str:
             )
     rows = [line for line in results if line["name"] == "train_steps"]
     if rows:
-        out.append("\n## Training (Connect Four)\n")
-        out.append("| net | batch | steps/call | style | steps/s | samples/s | compile (s) |")
-        out.append("|---|---:|---:|---|---:|---:|---:|")
+        _section(out, "Training (Connect Four)",
+                 "net | batch | steps/call | style | steps/s | samples/s | compile (s)",
+                 "---|---:|---:|---|---:|---:|---:")  # fmt: skip
         for line in rows:
             c = line["config"]
             key = {k: c[k] for k in ("net", "batch_size", "style")}
@@ -339,9 +343,8 @@ def summary(run: Run) -> str:
             )
     rows = [line for line in results if line["name"] == "ringrift_random_play"]
     if rows:
-        out.append("\n## RingRift random play\n")
-        out.append("| config | batch | steps/s | XLA memory (GiB) | compile (s) |")
-        out.append("|---|---:|---:|---:|---:|")
+        _section(out, "RingRift random play", "config | batch | steps/s | XLA memory (GiB) | "
+                 "compile (s)", "---|---:|---:|---:|---:")  # fmt: skip
         for line in rows:
             c = {k: line["config"][k] for k in ("game", "batch_size")}
             memory = _value(results, "ringrift_random_play_memory", **c)
@@ -352,10 +355,8 @@ def summary(run: Run) -> str:
             )
     rows = [line for line in results if line["name"] == "ringrift_selfplay_moves"]
     if rows:
-        out.append("\n## RingRift self-play\n")
-        out.append("| config | net | sims | batch | moves/s | mean game length | games/s "
-                   "| compile (s) |")
-        out.append("|---|---|---:|---:|---:|---:|---:|---:|")
+        _section(out, "RingRift self-play", "config | net | sims | batch | moves/s | mean game "
+                 "length | games/s | compile (s)", "---|---|---:|---:|---:|---:|---:|---:")  # fmt: skip
         for line in rows:
             c = line["config"]
             games = _find(results, "ringrift_selfplay_games", game=c["game"])
@@ -450,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "seconds": 0.0})  # fmt: skip
                 continue
             step.argv.append(f"loop.max_minutes={minutes:.2f}")
-            record = run_step(run, step, max(left - 5.0, 30.0), env)
+            run_step(run, step, max(left - 5.0, 30.0), env)
             for line in loop_figures(run_dir):
                 run.add("loop", line)
             metrics = run_dir / "metrics.jsonl"
@@ -461,8 +462,7 @@ def main(argv: list[str] | None = None) -> int:
                 run.steps.append({"step": step.name, "status": "skipped (no time left)",
                                   "seconds": 0.0})  # fmt: skip
                 continue
-            record = run_step(run, step, min(step.limit, left), env)
-        del record
+            run_step(run, step, min(step.limit, left), env)
         (run.out / "summary.md").write_text(summary(run))
     text = summary(run)
     (run.out / "summary.md").write_text(text)
