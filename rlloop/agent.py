@@ -79,19 +79,49 @@ class Agent:
         return self._act_fn(count)(self.params, key, states)
 
 
-def load_config(run_dir: str | Path) -> DictConfig:
-    """The config a run was started with (``<run>/config.yaml``), on today's schema (keys
-    added since the run was made take their defaults)."""
-    path = RunDir(run_dir).config
-    if not path.is_file():
+def load_config(run_dir: str | Path, lineage: str | None = None) -> DictConfig:
+    """The config a run was started with, on today's schema (keys added since the run was
+    made take their defaults): the run's (``<run>/config.yaml``) or, with ``lineage``, that
+    lineage's full config (``<run>/lineages/<lineage>/config.yaml``)."""
+    run = RunDir(run_dir)
+    if not run.config.is_file():
         raise FileNotFoundError(
             f"{Path(run_dir)} is not an rlloop run directory: it has no config.yaml"
         )
+    path = run.config
+    if lineage is not None and run.lineage(lineage).config.is_file():
+        path = run.lineage(lineage).config
     return OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))
 
 
-def load_agent(run_dir: str | Path, *, step: int | None = None, which: str = "auto") -> Agent:
-    """The agent of run ``run_dir``.
+def run_lineages(run_dir: str | Path) -> list[str]:
+    """The lineages (game configurations) of a run, in its config's order."""
+    config = load_config(run_dir)
+    names = list(config.schedule.configurations) or [str(config.game.name)]
+    return [str(name) for name in names]
+
+
+def resolve_lineage(run_dir: str | Path, lineage: str | None = None) -> str:
+    """``lineage``, checked against the run's; None picks a run's only lineage. Raises
+    ValueError naming the run's lineages when it is unknown or the run has several."""
+    names = run_lineages(run_dir)
+    if lineage is None:
+        if len(names) > 1:
+            raise ValueError(
+                f"run {run_dir} improves several configurations ({', '.join(names)}): name one "
+                "(lineage=NAME, or RUN#NAME on the command line)"
+            )
+        return names[0]
+    if lineage not in names:
+        raise ValueError(f"run {run_dir} has no lineage {lineage!r}; it has {', '.join(names)}")
+    return lineage
+
+
+def load_agent(
+    run_dir: str | Path, *, step: int | None = None, which: str = "auto", lineage: str | None = None
+) -> Agent:
+    """The agent of run ``run_dir`` (of its ``lineage``: needed when the run improves several
+    configurations).
 
     ``which``: ``"champion"`` (the ledger's champion, or the champion checkpoint ``step``),
     ``"latest"`` (the newest training checkpoint, or ``step``), or ``"auto"``: the champion
@@ -99,12 +129,14 @@ def load_agent(run_dir: str | Path, *, step: int | None = None, which: str = "au
 
     Raises:
       FileNotFoundError: ``run_dir`` is not a run, or it has no such checkpoint yet.
-      ValueError: an unknown ``which``.
+      ValueError: an unknown ``which`` or lineage.
     """
     if which not in ("auto", "champion", "latest"):
         raise ValueError(f"which={which!r}; valid: auto, champion, latest")
     run_dir = Path(run_dir)
-    config = load_config(run_dir)
+    name = resolve_lineage(run_dir, lineage)
+    paths = RunDir(run_dir).lineage(name)
+    config = load_config(run_dir, name)
     game = games.make(config.game.name)
     network = network_from_config(game, config.model)
     # Restore onto this process's first device whatever the saving run's topology was.
@@ -117,10 +149,10 @@ def load_agent(run_dir: str | Path, *, step: int | None = None, which: str = "au
     if which == "auto":
         which = "champion" if config.gate.enabled and step is None else "latest"
     if which == "champion":
-        manager: Any = ChampionCheckpoints(RunDir(run_dir).champion_checkpoints)
+        manager: Any = ChampionCheckpoints(paths.champion_checkpoints)
         try:
             if step is None:
-                chosen = int(_champion(run_dir).split("/")[-1])
+                chosen = int(_champion(run_dir, name).split("/")[-1])
             elif step in manager.steps():
                 chosen = step
             else:
@@ -134,7 +166,7 @@ def load_agent(run_dir: str | Path, *, step: int | None = None, which: str = "au
     train_shape = jax.eval_shape(lambda: init_train_state(
         init_params(network, game, jax.random.key(0)), make_optimizer(config.train)
     ))  # fmt: skip
-    manager = TrainCheckpoints(RunDir(run_dir).train_checkpoints, keep=10**6)
+    manager = TrainCheckpoints(paths.train_checkpoints, keep=10**6)
     try:
         chosen = step if step is not None else manager.latest_step()
         if chosen is None:
@@ -145,9 +177,9 @@ def load_agent(run_dir: str | Path, *, step: int | None = None, which: str = "au
     return Agent(game, network, items["state"].params, config.search)
 
 
-def champion_steps(run_dir: str | Path) -> list[int]:
-    """Steps (iterations) of the champion checkpoints a run keeps on disk, oldest first."""
-    directory = RunDir(run_dir).champion_checkpoints
+def champion_steps(run_dir: str | Path, lineage: str | None = None) -> list[int]:
+    """Steps (iterations) of the champion checkpoints a run (lineage) keeps, oldest first."""
+    directory = RunDir(run_dir).lineage(resolve_lineage(run_dir, lineage)).champion_checkpoints
     if not directory.is_dir():
         return []
     manager = ChampionCheckpoints(directory)
@@ -157,13 +189,13 @@ def champion_steps(run_dir: str | Path) -> list[int]:
         manager.close()
 
 
-def _champion(run_dir: Path) -> str:
+def _champion(run_dir: Path, lineage: str) -> str:
     """The champion's checkpoint path (``champions/<step>``) from the run's ledger."""
     path = RunDir(run_dir).ledger
     if not path.is_file():
         raise FileNotFoundError(f"run {run_dir} has no ledger.sqlite, so no champion")
     with Ledger(path, readonly=True) as ledger:
-        champion = ledger.champion()
+        champion = ledger.champion(lineage)
     if champion is None or not champion.checkpoint:
         raise FileNotFoundError(f"run {run_dir} has no champion with a checkpoint yet")
     return champion.checkpoint

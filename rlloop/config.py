@@ -223,6 +223,45 @@ class ResourcesConfig:
 
 
 @dataclasses.dataclass
+class LineageSpec:
+    """One game configuration of a run (``schedule.configurations.<name>``)."""
+
+    # Static priority (3..8): the scheduler's base weight for this configuration.
+    priority: float = 5.0
+    # What makes this lineage differ from the run's config, in the command line's syntax:
+    # ``group=option`` replaces a whole group (game, model, search, train, loop, gate) by that
+    # option's file; ``key=value`` sets one key (e.g. ``hardware.games_per_device=128``).
+    overrides: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class BackpressureConfig:
+    """Replay backpressure (``rlloop.scheduler.ReplayPressure``), for lineages with
+    ``train.samples_per_insert`` > 0; the thresholds are training owed, in chunks."""
+
+    throttle_at: float = 2.0
+    stop_at: float = 4.0
+    resume_at: float = 1.0
+    min_factor: float = 0.25
+
+
+@dataclasses.dataclass
+class ScheduleConfig:
+    """Which game configurations a run improves, and how self-play is shared among them
+    (``rlloop.scheduler``). No configurations: the run's own ``game`` is its one lineage."""
+
+    name: str = "single"
+    configurations: dict[str, LineageSpec] = dataclasses.field(default_factory=dict)
+    # Operator boosts per configuration (0..6), added to the priority.
+    priority_overrides: dict[str, float] = dataclasses.field(default_factory=dict)
+    # Fixed curriculum weights per configuration (-2..3); configurations not named here get
+    # the built-in mastery curriculum (rlloop.lineage.mastery_weight).
+    curriculum: dict[str, float] = dataclasses.field(default_factory=dict)
+    backpressure: BackpressureConfig = dataclasses.field(default_factory=BackpressureConfig)
+    seed: int = 0  # the scheduler's picks
+
+
+@dataclasses.dataclass
 class Config:
     game: GameConfig = dataclasses.field(default_factory=GameConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -233,6 +272,7 @@ class Config:
     perfect_play: PerfectPlayConfig = dataclasses.field(default_factory=PerfectPlayConfig)
     hardware: HardwareConfig = dataclasses.field(default_factory=HardwareConfig)
     resources: ResourcesConfig = dataclasses.field(default_factory=ResourcesConfig)
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
     # Where the run writes; Hydra sets it to its output directory.
     run_dir: str = ""
     # An existing run directory to continue (instead of hydra.run.dir=<run>).
@@ -331,9 +371,119 @@ def validate(config: DictConfig) -> DictConfig:
         problems.append(f"perfect_play.simulations={list(config.perfect_play.simulations)} must be >= 0")
     if config.perfect_play.budget_seconds < 0:
         problems.append(f"perfect_play.budget_seconds={config.perfect_play.budget_seconds} must be >= 0")
+    schedule = config.schedule
+    for name, spec in schedule.configurations.items():
+        if not 3 <= spec.priority <= 8:
+            problems.append(f"schedule.configurations.{name}.priority={spec.priority} must be in [3, 8]")
+        if not str(name).replace("_", "").replace("-", "").isalnum():
+            problems.append(f"schedule.configurations: {name!r}: use letters, digits, _ and - only")
+    for field in ("priority_overrides", "curriculum"):
+        unknown = sorted(set(schedule[field]) - set(schedule.configurations))
+        if unknown and schedule.configurations:
+            problems.append(f"schedule.{field}: unknown configurations {unknown}; the run has "
+                            f"{sorted(schedule.configurations)}")  # fmt: skip
+    pressure = schedule.backpressure
+    if not 0 <= pressure.resume_at <= pressure.throttle_at < pressure.stop_at:
+        problems.append(
+            f"schedule.backpressure: need 0 <= resume_at ({pressure.resume_at}) <= throttle_at "
+            f"({pressure.throttle_at}) < stop_at ({pressure.stop_at})"
+        )
+    if not 0 < pressure.min_factor <= 1:
+        problems.append(f"schedule.backpressure.min_factor={pressure.min_factor} must be in (0, 1]")
     if problems:
         raise ValueError("invalid rlloop config:\n  " + "\n  ".join(problems))
+    if schedule.configurations:
+        for name, lineage in lineage_configs(config).items():
+            try:
+                validate(lineage)
+            except ValueError as error:
+                raise ValueError(f"schedule.configurations.{name}: {error}") from None
     return config
+
+
+# Groups a lineage may select (``group=option``) and the keys it may set; the rest of the
+# config belongs to the run (its budget, seed, checkpoints, machine, resource guard).
+LINEAGE_GROUPS = ("game", "model", "search", "train", "loop", "gate", "perfect_play")
+RUN_LEVEL_LOOP_KEYS = ("iterations", "max_minutes", "seed", "log_every", "checkpoint_every",
+                       "keep_checkpoints", "tensorboard")  # fmt: skip
+_GROUP_SCHEMAS = {
+    "game": GameConfig, "model": ModelConfig, "search": SearchConfig, "train": TrainConfig,
+    "loop": LoopConfig, "gate": GateConfig, "perfect_play": PerfectPlayConfig,
+}  # fmt: skip
+
+
+def lineage_configs(config: DictConfig, *, config_dir: str | Path | None = None) -> dict[str, DictConfig]:
+    """The full config of every lineage of a run, by name.
+
+    With no ``schedule.configurations`` the run has one lineage, named after its game, whose
+    config is the run's. Otherwise each lineage starts from the run's config and applies its
+    ``overrides``: ``group=option`` replaces that group by ``conf/<group>/<option>.yaml``
+    over the schema's defaults (as Hydra's ``group=option`` does), ``key=value`` sets a key
+    (value parsed as YAML). Keys of the run (``loop.iterations``, ``loop.max_minutes``,
+    ``loop.seed``, checkpoints, logging, ``hardware`` apart from ``games_per_device``,
+    ``resources``, ``schedule``) cannot be set per lineage. Raises ValueError naming every
+    bad override.
+    """
+    specs = config.schedule.configurations
+    if not specs:
+        return {str(config.game.name): config}
+    directory = Path(config_dir) if config_dir is not None else CONF_DIR
+    result, problems = {}, []
+    for name, spec in specs.items():
+        lineage = OmegaConf.create(OmegaConf.to_container(config, resolve=False))
+        lineage = OmegaConf.merge(OmegaConf.structured(Config), lineage)
+        lineage.schedule.configurations = {}
+        for override in spec.overrides:
+            key, sep, value = str(override).partition("=")
+            key = key.strip().lstrip("+")
+            if not sep or not key:
+                problems.append(f"schedule.configurations.{name}: {override!r} is not key=value")
+                continue
+            head = key.split(".", 1)[0]
+            if "." not in key:
+                if key not in LINEAGE_GROUPS:
+                    problems.append(
+                        f"schedule.configurations.{name}: {override!r}: {key!r} is not a group a "
+                        f"lineage may select ({', '.join(LINEAGE_GROUPS)})"
+                    )
+                    continue
+                path = directory / key / f"{value.strip()}.yaml"
+                if not path.is_file():
+                    options = sorted(p.stem for p in (directory / key).glob("*.yaml"))
+                    problems.append(
+                        f"schedule.configurations.{name}: {override!r}: no option {value.strip()!r} "
+                        f"in group {key}; valid: {', '.join(options)}"
+                    )
+                    continue
+                node = OmegaConf.merge(OmegaConf.structured(_GROUP_SCHEMAS[key]), OmegaConf.load(path))
+                if key == "loop":  # the run's budget, seed and checkpoints stay the run's
+                    for run_key in RUN_LEVEL_LOOP_KEYS:
+                        node[run_key] = lineage.loop[run_key]
+                lineage[key] = node
+                continue
+            run_level = (
+                head not in LINEAGE_GROUPS and key != "hardware.games_per_device"
+            ) or (head == "loop" and key.split(".")[1] in RUN_LEVEL_LOOP_KEYS)
+            if run_level:
+                problems.append(
+                    f"schedule.configurations.{name}: {override!r}: {key} belongs to the run, "
+                    "not to one lineage; set it for the run"
+                )
+                continue
+            try:
+                OmegaConf.update(lineage, key, _yaml_value(value), merge=True)
+            except Exception as error:  # a misspelt key or a badly typed value
+                problems.append(f"schedule.configurations.{name}: {override!r}: {error}")
+        result[str(name)] = lineage
+    if problems:
+        raise ValueError("invalid rlloop config:\n  " + "\n  ".join(problems))
+    return result
+
+
+def _yaml_value(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text) if text.strip() else ""
 
 
 def compose(overrides: Sequence[str] = (), *, config_dir: str | Path | None = None) -> DictConfig:
@@ -363,7 +513,11 @@ def compose(overrides: Sequence[str] = (), *, config_dir: str | Path | None = No
         try:
             config = hydra_compose(config_name="config", overrides=overrides)
         except Exception as error:
-            raise type(error)(_with_causes(error)) from error
+            try:
+                better = type(error)(_with_causes(error))
+            except TypeError:  # an exception type that wants other arguments: keep it
+                raise error from None
+            raise better from error
     return validate(config)
 
 

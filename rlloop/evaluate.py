@@ -17,7 +17,8 @@ show, a PNG next to it; ``--out`` defaults to ``<run>/evaluation``):
 ``match A B``
     Two agents head to head, seats swapped in pairs: W/D/L, score with its interval, Elo
     difference. ``A`` and ``B`` are run directories, optionally ``RUN@champion``,
-    ``RUN@latest``, ``RUN@STEP`` (a training checkpoint) or ``RUN@champion:STEP``.
+    ``RUN@latest``, ``RUN@STEP`` (a training checkpoint) or ``RUN@champion:STEP``; a run
+    that improves several configurations needs ``RUN#LINEAGE`` (e.g. ``RUN#connect4@champion``).
 
 Exit status: 0 on success, 2 on bad input (a message names it).
 """
@@ -36,17 +37,20 @@ EXIT_BAD_INPUT = 2
 
 
 # ------------------------------------------------------------------------------- agents
-def parse_spec(spec: str) -> tuple[Path, str, int | None]:
-    """``RUN[@champion|@latest|@STEP|@champion:STEP]`` -> (run dir, which, step)."""
+def parse_spec(spec: str) -> tuple[Path, str, int | None, str | None]:
+    """``RUN[#LINEAGE][@champion|@latest|@STEP|@champion:STEP]`` -> (run dir, which, step,
+    lineage). ``#LINEAGE`` names the game configuration of a run that improves several."""
     path, _, selector = spec.partition("@")
+    path, _, lineage = path.partition("#")
+    name = lineage or None
     if not selector or selector == "auto":
-        return Path(path), "auto", None
+        return Path(path), "auto", None, name
     if selector in ("champion", "latest"):
-        return Path(path), selector, None
+        return Path(path), selector, None, name
     if selector.startswith("champion:") and selector[len("champion:"):].isdigit():
-        return Path(path), "champion", int(selector[len("champion:"):])
+        return Path(path), "champion", int(selector[len("champion:"):]), name
     if selector.isdigit():
-        return Path(path), "latest", int(selector)
+        return Path(path), "latest", int(selector), name
     raise ValueError(
         f"agent {spec!r}: after '@' give champion, latest, a training step or champion:STEP"
     )
@@ -56,20 +60,22 @@ def load(spec: str) -> tuple[Any, str]:
     """(agent, label) for an agent spec (see :func:`parse_spec`)."""
     from rlloop.agent import load_agent
 
-    run_dir, which, step = parse_spec(spec)
-    agent = load_agent(run_dir, step=step, which=which)
-    return agent, _label(run_dir, which, step, agent)
+    run_dir, which, step, lineage = parse_spec(spec)
+    agent = load_agent(run_dir, step=step, which=which, lineage=lineage)
+    return agent, _label(run_dir, which, step, lineage)
 
 
-def _label(run_dir: Path, which: str, step: int | None, agent: Any) -> str:
+def _label(run_dir: Path, which: str, step: int | None, lineage: str | None) -> str:
+    from rlloop.agent import load_config, resolve_lineage
+
+    name = resolve_lineage(run_dir, lineage)
     if which == "auto":
-        from rlloop.agent import load_config
-
-        which = "champion" if load_config(run_dir).gate.enabled and step is None else "latest"
+        which = "champion" if load_config(run_dir, name).gate.enabled and step is None else "latest"
+    run = f"{run_dir.name}#{lineage}" if lineage else run_dir.name
     if which == "champion" and step is None:
-        model = _ledger_champion(run_dir)
-        return f"{run_dir.name}:{model}" if model else f"{run_dir.name}:champion"
-    return f"{run_dir.name}:{which}" + (f"-{step}" if step is not None else "")
+        model = _ledger_champion(run_dir, name)
+        return f"{run}:{model}" if model else f"{run}:champion"
+    return f"{run}:{which}" + (f"-{step}" if step is not None else "")
 
 
 def _read_ledger(run_dir: Path, read: Any, default: Any) -> Any:
@@ -83,8 +89,8 @@ def _read_ledger(run_dir: Path, read: Any, default: Any) -> Any:
         return read(ledger)
 
 
-def _ledger_champion(run_dir: Path) -> str | None:
-    champion = _read_ledger(run_dir, lambda ledger: ledger.champion(), None)
+def _ledger_champion(run_dir: Path, lineage: str) -> str | None:
+    champion = _read_ledger(run_dir, lambda ledger: ledger.champion(lineage), None)
     return champion.id if champion else None
 
 
@@ -105,7 +111,7 @@ def cmd_perfect_play(args: argparse.Namespace) -> dict[str, Any]:
     from rlloop import perfect_play as pp
     from rlloop.agent import champion_steps, load_agent
 
-    run_dir, which, step = parse_spec(args.run)
+    run_dir, which, step, lineage = parse_spec(args.run)
     available = pp.available_sets(args.data_dir)
     names = args.sets or available
     for name in names:
@@ -125,15 +131,15 @@ def cmd_perfect_play(args: argparse.Namespace) -> dict[str, Any]:
     budget = args.budget_seconds or None
 
     if args.champions:
-        targets = [("champion", s) for s in champion_steps(run_dir)]
+        targets = [("champion", s) for s in champion_steps(run_dir, lineage)]
         if not targets:
             raise FileNotFoundError(f"run {run_dir} has no champion checkpoints")
     else:
         targets = [(which, step)]
     evaluations = []
     for target_which, target_step in targets:
-        agent = load_agent(run_dir, step=target_step, which=target_which)
-        label = _label(run_dir, target_which, target_step, agent)
+        agent = load_agent(run_dir, step=target_step, which=target_which, lineage=lineage)
+        label = _label(run_dir, target_which, target_step, lineage)
         if not agent.game.perfect_play:
             raise ValueError(
                 f"perfect-play needs a Connect Four run (a game rlloop can solve); {run_dir} "
@@ -242,7 +248,9 @@ def _network_player(label: str, agent: Any, simulations: int) -> Any:
                           search_knobs=search_knobs(agent.search_config))  # fmt: skip
 
 
-def _opponent_players(agent: Any, run_dir: Path, args: argparse.Namespace) -> list[Any]:
+def _opponent_players(
+    agent: Any, run_dir: Path, lineage: str | None, args: argparse.Namespace
+) -> list[Any]:
     from rlloop.agent import champion_steps, load_agent
     from rlloop.arena import GREEDY_MAX_ACTIONS, greedy_player, random_player
 
@@ -256,9 +264,9 @@ def _opponent_players(agent: Any, run_dir: Path, args: argparse.Namespace) -> li
                 continue
             players.append(greedy_player(agent.game))
         elif name == "champions":
-            steps = champion_steps(run_dir)[-args.max_champions :]
+            steps = champion_steps(run_dir, lineage)[-args.max_champions :]
             for step in steps:
-                earlier = load_agent(run_dir, step=step, which="champion")
+                earlier = load_agent(run_dir, step=step, which="champion", lineage=lineage)
                 players.append(_network_player(f"champion-{step}", earlier, args.simulations))
         else:
             raise ValueError(f"unknown opponent {name!r}; valid: random, greedy, champions")
@@ -273,9 +281,9 @@ def cmd_gauntlet(args: argparse.Namespace) -> dict[str, Any]:
 
     _check_games(args.games)
     agent, label = load(args.run)
-    run_dir = parse_spec(args.run)[0]
+    run_dir, _, _, lineage = parse_spec(args.run)
     candidate = _network_player(label, agent, args.simulations)
-    opponents = _opponent_players(agent, run_dir, args)
+    opponents = _opponent_players(agent, run_dir, lineage, args)
     if not opponents:
         raise ValueError("no opponents to play")
     start = time.perf_counter()
@@ -305,7 +313,7 @@ def cmd_gauntlet(args: argparse.Namespace) -> dict[str, Any]:
     own = ratings[label]
     print(f"{label}: Elo {own.elo:.0f} [{own.low:.0f}, {own.high:.0f}]")
     out = _out_dir(args, run_dir)
-    champions = _champion_elos(run_dir)
+    champions = _champion_elos(run_dir, lineage)
     payload = {
         "command": "gauntlet", "agent": label, "simulations": args.simulations,
         "games_per_opponent": args.games, "seconds": seconds,
@@ -320,20 +328,23 @@ def cmd_gauntlet(args: argparse.Namespace) -> dict[str, Any]:
     return payload
 
 
-def _champion_elos(run_dir: Path) -> list[dict[str, Any]]:
-    """Every model the run ever promoted, with the gate's Bradley-Terry Elo (ledger)."""
-    return _read_ledger(run_dir, _promoted_elos, [])
+def _champion_elos(run_dir: Path, lineage: str | None = None) -> list[dict[str, Any]]:
+    """Every model the run (lineage) ever promoted, with the gate's Bradley-Terry Elo."""
+    from rlloop.agent import resolve_lineage
+
+    name = resolve_lineage(run_dir, lineage)
+    return _read_ledger(run_dir, lambda ledger: _promoted_elos(ledger, name), [])
 
 
-def _promoted_elos(ledger: Any) -> list[dict[str, Any]]:
-    promoted = {p.model_id for p in ledger.promotions()}
-    champion = ledger.champion()
+def _promoted_elos(ledger: Any, lineage: str) -> list[dict[str, Any]]:
+    promoted = {p.model_id for p in ledger.promotions(config=lineage)}
+    champion = ledger.champion(lineage)
     if champion is not None:
         promoted.add(champion.id)
     return [
         {"model": m.id, "iteration": m.iteration, "elo": m.elo, "low": m.elo_low,
          "high": m.elo_high, "status": m.status}
-        for m in sorted(ledger.models(), key=lambda m: m.iteration)
+        for m in sorted(ledger.models(config=lineage), key=lambda m: m.iteration)
         if m.id in promoted and m.elo is not None
     ]  # fmt: skip
 
@@ -418,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--seed", type=int, default=0)
 
     sub = commands.add_parser("perfect-play", help="Connect Four mistake rate vs perfect play")
-    sub.add_argument("run", help="run directory (RUN, RUN@champion, RUN@latest, RUN@STEP)")
+    sub.add_argument("run", help="run directory (RUN, RUN@champion, RUN@latest, RUN@STEP; RUN#LINEAGE@... for one lineage of a run of several)")
     sub.add_argument("--sets", nargs="+", metavar="SET",
                      help=f"position sets (default: all available of {', '.join(ALL_SETS)})")  # fmt: skip
     sub.add_argument("--simulations", nargs="+", type=int, default=[0, 16],

@@ -120,14 +120,21 @@ class Gate:
       search_knobs: search settings shared by both sides (``num_simulations`` comes from the
         gate config).
       ledger: the run's ledger.
+      config: the game configuration (lineage) whose matches these are; its matches alone
+        are refitted (default: the ledger's).
+      prefix: put before the baselines' model ids (a run of several lineages names its
+        models ``<lineage>/<id>``, so each lineage has its own random anchor).
     """
 
     def __init__(
-        self, game: Game, network: Any, gate_config: Any, search_knobs: dict[str, Any], ledger: Ledger
-    ) -> None:
+        self, game: Game, network: Any, gate_config: Any, search_knobs: dict[str, Any], ledger: Ledger,
+        *, config: str | None = None, prefix: str = "",
+    ) -> None:  # fmt: skip
         self.game = game
         self.config = gate_config
         self.ledger = ledger
+        self.lineage = ledger.config if config is None else config
+        self.prefix = prefix
         # Built once: arena programs are cached per act function, so new parameters reuse them.
         template = network_player(
             "network", game, network, None,
@@ -137,6 +144,9 @@ class Gate:
         self.baselines = {"random": random_player(game)}
         if game.num_actions <= GREEDY_MAX_ACTIONS:  # large action spaces (RingRift): random only
             self.baselines["greedy"] = greedy_player(game)
+        self.baselines = {
+            name: dataclasses.replace(player, name=prefix + name) for name, player in self.baselines.items()
+        }
 
     def player(self, model_id: str, params: Any) -> Player:
         """The network player for ``model_id`` with ``params``."""
@@ -149,17 +159,22 @@ class Gate:
         self.ledger.record_match(
             a.name, b.name, outcome.wins_a, outcome.draws, outcome.wins_b,
             stage=stage, iteration=iteration, mean_length=float(outcome.lengths.mean()),
+            config=self.lineage,
         )  # fmt: skip
         return outcome
 
     def refit_ratings(self) -> dict[str, float]:
-        """Bradley-Terry over every recorded match (random = 0); store each model's Elo."""
+        """Bradley-Terry over every recorded match of this lineage (its random = 0); store
+        each model's Elo."""
         results = [
-            MatchResult(m.model_a, m.model_b, m.wins_a, m.draws, m.wins_b) for m in self.ledger.matches()
+            MatchResult(m.model_a, m.model_b, m.wins_a, m.draws, m.wins_b)
+            for m in self.ledger.matches(config=self.lineage or None)
         ]
         if not results:
             return {}
-        ratings = fit_bradley_terry(results, anchor="random", confidence=float(self.config.confidence))
+        ratings = fit_bradley_terry(
+            results, anchor=self.prefix + "random", confidence=float(self.config.confidence)
+        )
         known = {model.id for model in self.ledger.models()}
         for name, rating in ratings.items():
             if name in known:

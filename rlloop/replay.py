@@ -240,6 +240,16 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self._size
 
+    @property
+    def bytes_per_sample(self) -> int:
+        return sum(array[0].nbytes for array in self._data.values())
+
+    @property
+    def nbytes(self) -> int:
+        """Host memory the samples held now occupy (the arrays are allocated for the
+        capacity, but untouched pages cost nothing)."""
+        return self._size * self.bytes_per_sample
+
     def add(self, samples: Mapping[str, np.ndarray]) -> None:
         """Append samples (``observation`` [M, ...], ``policy_actions`` and ``policy_weights``
         [M, K], ``value`` [M, N])."""

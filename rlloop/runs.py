@@ -5,14 +5,19 @@ half-written.
 ``rlloop.status`` use it, so the layout is written down once::
 
     <run>/config.yaml            the config the run started with
-    <run>/ledger.sqlite          models, matches, promotions, events, iterations
-    <run>/checkpoints/train/     the latest N training checkpoints (Orbax)
-    <run>/checkpoints/champions/ promoted models (Orbax)
-    <run>/replay/                replay-<step>.npz, pending-<step>.npz beside each checkpoint
+    <run>/ledger.sqlite          models, matches, promotions, events, iterations (all lineages)
+    <run>/lineages/<name>/       one game configuration (:class:`LineageDir`):
+        config.yaml              its full config (the run's, with its overrides)
+        checkpoints/train/       the latest N training checkpoints (Orbax)
+        checkpoints/champions/   promoted models (Orbax)
+        replay/                  replay-<step>.npz, pending-<step>.npz beside each checkpoint
     <run>/metrics.jsonl          one JSON object per iteration
     <run>/status.json            what the loop is doing now (``python -m rlloop.status``)
     <run>/tb/                    TensorBoard
     <run>/evaluation/            ``rlloop.evaluate`` reports
+
+A run written before lineages (rlloop before 2026-12-05) kept its one configuration's
+``checkpoints/`` and ``replay/`` at the top; :meth:`RunDir.lineage` then points there.
 
 Writes: :func:`atomic_write_text`, :func:`atomic_write_json` and :func:`atomic_savez` write
 to a temporary file beside the target and rename it over the target (atomic on POSIX), so a
@@ -27,7 +32,40 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunDir", "atomic_savez", "atomic_write_json", "atomic_write_text", "json_default"]
+__all__ = ["LineageDir", "RunDir", "atomic_savez", "atomic_write_json", "atomic_write_text", "json_default"]
+
+
+class LineageDir:
+    """The paths of one lineage (game configuration) of a run."""
+
+    def __init__(self, root: str | Path, name: str) -> None:
+        self.root = Path(root)
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"LineageDir({str(self.root)!r}, {self.name!r})"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def train_checkpoints(self) -> Path:
+        return self.root / "checkpoints" / "train"
+
+    @property
+    def champion_checkpoints(self) -> Path:
+        return self.root / "checkpoints" / "champions"
+
+    @property
+    def replay_dir(self) -> Path:
+        return self.root / "replay"
+
+    def replay_file(self, step: int) -> Path:
+        return self.replay_dir / f"replay-{step}.npz"
+
+    def pending_file(self, step: int) -> Path:
+        return self.replay_dir / f"pending-{step}.npz"
 
 
 class RunDir:
@@ -51,22 +89,24 @@ class RunDir:
         return self.root / "ledger.sqlite"
 
     @property
-    def train_checkpoints(self) -> Path:
-        return self.root / "checkpoints" / "train"
+    def lineages_dir(self) -> Path:
+        return self.root / "lineages"
 
-    @property
-    def champion_checkpoints(self) -> Path:
-        return self.root / "checkpoints" / "champions"
+    def is_legacy(self) -> bool:
+        """A run written before lineages: its checkpoints at the top, no ``lineages/``."""
+        return (self.root / "checkpoints").is_dir() and not self.lineages_dir.is_dir()
 
-    @property
-    def replay_dir(self) -> Path:
-        return self.root / "replay"
+    def lineage(self, name: str) -> LineageDir:
+        """The folder of lineage ``name`` (the top of a run written before lineages)."""
+        if self.is_legacy():
+            return LineageDir(self.root, name)
+        return LineageDir(self.lineages_dir / name, name)
 
-    def replay_file(self, step: int) -> Path:
-        return self.replay_dir / f"replay-{step}.npz"
-
-    def pending_file(self, step: int) -> Path:
-        return self.replay_dir / f"pending-{step}.npz"
+    def lineage_names(self) -> list[str]:
+        """The lineages this run has written (sorted); [] for none yet or an old run."""
+        if not self.lineages_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.lineages_dir.iterdir() if p.is_dir())
 
     @property
     def metrics(self) -> Path:

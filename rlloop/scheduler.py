@@ -344,6 +344,30 @@ class SelfplayScheduler:
         """Chunks picked so far, per configuration."""
         return dict(self._picks)
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to continue the same picks: the random generator, the
+        picks and diversity counts, and the current chunk sizes (JSON data)."""
+        return {
+            "rng": self._rng.bit_generator.state,
+            "picks": dict(self._picks),
+            "games": dict(self._games),
+            "diversity": {category: dict(counts) for category, counts in self._diversity.items()},
+            "asymmetric": self._asymmetric,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (configurations the state does not know keep
+        their start; those it knows that this scheduler does not are dropped)."""
+        self._rng.bit_generator.state = state["rng"]
+        self._picks = collections.Counter({c: int(n) for c, n in state["picks"].items() if c in self._games})
+        for config, games in state.get("games", {}).items():
+            if config in self._games:
+                self._games[config] = int(games)
+        for category, counts in state.get("diversity", {}).items():
+            if category in self._diversity:
+                self._diversity[category] = collections.Counter({k: int(v) for k, v in counts.items()})
+        self._asymmetric = int(state.get("asymmetric", 0))
+
     # -------------------------------------------------------------------- sizes
     def target_games(self, config: str) -> ChunkSize:
         """Games per device and moves for the next chunk of ``config`` (module doc, Size)."""

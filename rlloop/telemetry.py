@@ -84,6 +84,8 @@ def _plain(value: Any) -> Any:
 def format_progress(iteration: int, metrics: dict[str, Any]) -> str:
     """One console line: iteration, phase times, throughput, losses."""
     parts = [f"iter {iteration:>4}"]
+    if metrics.get("config"):  # a run of several configurations: the one that played
+        parts.append(str(metrics["config"]))
     for key, template in (
         ("games_per_second", "{:,.0f} games/s"),
         ("moves_per_second", "{:,.0f} moves/s"),

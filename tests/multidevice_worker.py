@@ -36,19 +36,20 @@ def main() -> None:
     )
     loop = rlloop.Loop(config, run_dir=out + ".run")
     assert loop.num_devices == num_devices, (loop.num_devices, jax.devices())
-    assert len(loop.states.current_player.sharding.device_set) == num_devices
+    lineage = loop.lineage
+    assert len(lineage.states.current_player.sharding.device_set) == num_devices
     key = jax.random.key(42)
-    states = jax.device_get(loop.states)
-    loop.states, chunk = loop.programs.play(loop.params, loop.states, key)
+    states = jax.device_get(lineage.states)
+    lineage.states, chunk = lineage.programs.play(lineage.params, lineage.states, key)
     chunk = jax.device_get(chunk)
-    local = jax.jit(loop.programs.play_local)  # the one-device program, on one device
+    local = jax.jit(lineage.programs.play_local)  # the one-device program, on one device
 
     def played_in_slices(count: int) -> dict[str, np.ndarray]:
         """The 16 games split into ``count`` slices, slice d played alone with fold_in(key, d)."""
         size = 16 // count
         parts = [
             jax.device_get(local(
-                loop.params, jax.tree.map(lambda x, d=d: x[d * size:(d + 1) * size], states),
+                lineage.params, jax.tree.map(lambda x, d=d: x[d * size:(d + 1) * size], states),
                 jax.random.fold_in(key, d),
             )[1])
             for d in range(count)
@@ -66,10 +67,10 @@ def main() -> None:
     }
     from rlloop import parallel
 
-    state, on_device = loop.train_state, parallel.put_batch(batches, loop.mesh, axis=1)
+    state, on_device = lineage.train_state, parallel.put_batch(batches, loop.mesh, axis=1)
     losses = []
     for index in range(4):
-        state, metrics = loop.programs.train_step(state, on_device, np.int32(index), jax.random.key(index))
+        state, metrics = lineage.programs.train_step(state, on_device, np.int32(index), jax.random.key(index))
         losses.append(metrics["loss"])
     leaves = jax.tree.leaves(jax.device_get(state.params))
     np.savez(

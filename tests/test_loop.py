@@ -63,8 +63,8 @@ def test_samples_per_insert_caps_training_at_a_replay_ratio(tmp_path: Path) -> N
                              f"train.samples_per_insert={ratio}", "train.steps_per_iteration=16"])  # fmt: skip
     with rlloop.Loop(config, run_dir=tmp_path) as loop:
         history = loop.run(iterations=4)
-        added = loop.replay.total_added
-        steps = int(loop.train_state.step)
+        added = loop.lineage.replay.total_added
+        steps = int(loop.lineage.train_state.step)
     # 4 x 16 steps uncapped; capped to floor(ratio * added / batch) over the run.
     assert 0 < steps < 4 * 16
     assert steps * batch <= ratio * added < (steps + 1) * batch + 16 * batch
@@ -109,7 +109,7 @@ def test_cli_smoke_run(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "iter    2" in result.stdout
-    assert (tmp_path / "checkpoints" / "train").is_dir()
+    assert (tmp_path / "lineages" / "tictactoe" / "checkpoints" / "train").is_dir()
 
 
 def test_cli_names_a_bad_key(tmp_path: Path) -> None:
@@ -143,5 +143,5 @@ def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path: Path) -> None:
     assert process.returncode == 0, stderr[-3000:]
     assert "interrupted" in stdout
     done = len(metrics.read_text().splitlines())
-    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints" / "train").iterdir() if p.name.isdigit())
+    steps = sorted(int(p.name) for p in (tmp_path / "lineages" / "tictactoe" / "checkpoints" / "train").iterdir() if p.name.isdigit())
     assert steps and steps[-1] == done, (steps, done)

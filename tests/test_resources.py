@@ -58,7 +58,7 @@ def test_critical_disk_stops_the_loop_after_a_final_checkpoint(
         history = loop.run()
         assert [h["iteration"] for h in history] == [1, 2]
         assert history[-1]["memory_used"] == 0.75 and history[-1]["disk_used"] == 0.6
-        assert loop.checkpoints.latest_step() == 2  # saved on the way out (checkpoint_every=100)
+        assert loop.lineage.checkpoints.latest_step() == 2  # saved on the way out (checkpoint_every=100)
     with Ledger(tmp_path / "ledger.sqlite", readonly=True) as ledger:
         events = [e.payload for e in ledger.events_since(kind="RESOURCE")]
     assert [(e["resource"], e["level"], e["iteration"]) for e in events] == [

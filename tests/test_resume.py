@@ -15,6 +15,7 @@ import pytest
 from rlloop.ledger import Ledger
 
 TARGET_ITERATIONS = 16
+LINEAGE = Path("lineages") / "tictactoe"  # the run's one lineage folder
 
 
 def _command(run_dir: Path) -> list[str]:
@@ -135,7 +136,7 @@ def _three_checkpoint_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                             f"hydra.run.dir={run_dir}"],
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert first.returncode == 0, first.stderr[-3000:]
-    steps = sorted(int(p.name) for p in (run_dir / "checkpoints" / "train").iterdir() if p.name.isdigit())
+    steps = sorted(int(p.name) for p in (run_dir / LINEAGE / "checkpoints" / "train").iterdir() if p.name.isdigit())
     assert steps == [1, 2, 3]
     return run_dir
 
@@ -159,7 +160,7 @@ def test_resume_skips_a_checkpoint_whose_arrays_are_truncated(
     tmp_path: Path, _three_checkpoint_run: Path
 ) -> None:
     def truncate_arrays(run_dir: Path) -> None:
-        files = [p for p in (run_dir / "checkpoints" / "train" / "3" / "state").rglob("*")
+        files = [p for p in (run_dir / LINEAGE / "checkpoints" / "train" / "3" / "state").rglob("*")
                  if p.is_file() and p.stat().st_size > 0]  # fmt: skip
         assert files
         for path in files:
@@ -179,7 +180,7 @@ def test_resume_skips_a_checkpoint_whose_replay_is_missing_or_another(
     tmp_path: Path, _three_checkpoint_run: Path
 ) -> None:
     def delete_newest_replay(run_dir: Path) -> None:
-        (run_dir / "replay" / "replay-3.npz").unlink()
+        (run_dir / LINEAGE / "replay" / "replay-3.npz").unlink()
 
     result, run_dir = _resume_copy(tmp_path / "missing", _three_checkpoint_run, delete_newest_replay)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -188,7 +189,8 @@ def test_resume_skips_a_checkpoint_whose_replay_is_missing_or_another(
     assert "replay 0 samples" not in result.stdout
 
     def older_replay_in_place(run_dir: Path) -> None:
-        shutil.copy(run_dir / "replay" / "replay-2.npz", run_dir / "replay" / "replay-3.npz")
+        replay = run_dir / LINEAGE / "replay"
+        shutil.copy(replay / "replay-2.npz", replay / "replay-3.npz")
 
     result, run_dir = _resume_copy(tmp_path / "swapped", _three_checkpoint_run, older_replay_in_place)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -198,7 +200,7 @@ def test_resume_skips_a_checkpoint_whose_replay_is_missing_or_another(
 
 def test_resume_refuses_when_no_checkpoint_verifies(tmp_path: Path, _three_checkpoint_run: Path) -> None:
     def damage_every_pending_file(run_dir: Path) -> None:
-        for path in (run_dir / "replay").glob("pending-*.npz"):
+        for path in (run_dir / LINEAGE / "replay").glob("pending-*.npz"):
             data = bytearray(path.read_bytes())
             data[len(data) // 2] ^= 0xFF  # one flipped byte: the zip CRC catches it
             path.write_bytes(bytes(data))
@@ -212,13 +214,22 @@ def test_resume_refuses_when_no_checkpoint_verifies(tmp_path: Path, _three_check
     assert "move" in message and "aside" in message
 
 
-def test_a_run_written_with_ledger_schema_1_resumes_and_is_migrated(
+def _as_before_lineages(run_dir: Path) -> None:
+    """The layout of rlloop before 2026-12-05: the one configuration's checkpoints and replay
+    at the top of the run, no lineages/ folder."""
+    for name in ("checkpoints", "replay"):
+        (run_dir / LINEAGE / name).rename(run_dir / name)
+    shutil.rmtree(run_dir / "lineages")
+
+
+def test_a_run_written_before_lineages_with_ledger_schema_1_resumes_and_is_migrated(
     tmp_path: Path, _one_iteration_run: Path
 ) -> None:
     import sqlite3
 
     run_dir = tmp_path / "run"
     shutil.copytree(_one_iteration_run, run_dir)
+    _as_before_lineages(run_dir)
     with sqlite3.connect(run_dir / "ledger.sqlite") as connection:  # back to schema 1
         connection.execute("DROP INDEX IF EXISTS models_status")
         for table in ("models", "matches", "promotions", "iterations"):
@@ -233,3 +244,16 @@ def test_a_run_written_with_ledger_schema_1_resumes_and_is_migrated(
         assert [e.payload["config"] for e in ledger.events_since(kind="LEDGER_MIGRATED")] == ["tictactoe"]
         assert {m.config for m in ledger.models()} == {"tictactoe"}
         assert ledger.last_iteration() == 2 and ledger.champion() is not None
+        assert (run_dir / "checkpoints" / "train" / "2").is_dir() and not (run_dir / "lineages").exists()
+
+
+def test_a_run_written_before_lineages_refuses_several_configurations(
+    tmp_path: Path, _one_iteration_run: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(_one_iteration_run, run_dir)
+    _as_before_lineages(run_dir)
+    command = [*_command(run_dir)[:-1], "schedule=small_games", f"hydra.run.dir={run_dir}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "written before lineages" in result.stderr and "one-configuration run" in result.stderr

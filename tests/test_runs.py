@@ -13,14 +13,29 @@ from rlloop.runs import RunDir, atomic_savez, atomic_write_json, atomic_write_te
 
 def test_run_dir_names_every_path(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
-    assert run.replay_file(30) == tmp_path / "replay" / "replay-30.npz"
-    assert run.pending_file(30) == tmp_path / "replay" / "pending-30.npz"
-    assert run.train_checkpoints == tmp_path / "checkpoints" / "train"
-    assert run.champion_checkpoints == tmp_path / "checkpoints" / "champions"
+    lineage = run.lineage("connect4")
+    home = tmp_path / "lineages" / "connect4"
+    assert lineage.replay_file(30) == home / "replay" / "replay-30.npz"
+    assert lineage.pending_file(30) == home / "replay" / "pending-30.npz"
+    assert lineage.train_checkpoints == home / "checkpoints" / "train"
+    assert lineage.champion_checkpoints == home / "checkpoints" / "champions"
+    assert lineage.config == home / "config.yaml"
+    assert run.lineage_names() == []
+    lineage.train_checkpoints.mkdir(parents=True)
+    assert run.lineage_names() == ["connect4"] and not run.is_legacy()
     assert run.ledger.name == "ledger.sqlite" and run.status.name == "status.json"
     assert not run.is_run()
     run.config.write_text("game: {}\n")
     assert run.is_run()
+
+
+def test_a_run_written_before_lineages_keeps_its_files_at_the_top(tmp_path: Path) -> None:
+    (tmp_path / "checkpoints" / "train").mkdir(parents=True)
+    run = RunDir(tmp_path)
+    assert run.is_legacy()
+    lineage = run.lineage("connect4")
+    assert lineage.train_checkpoints == tmp_path / "checkpoints" / "train"
+    assert lineage.replay_file(3) == tmp_path / "replay" / "replay-3.npz"
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:

@@ -1,0 +1,610 @@
+"""One game configuration of a run: its network, replay, champion, programs and checkpoints.
+
+A :class:`Lineage` owns everything of one configuration (``<run>/lineages/<name>/``): the
+network and its training state, self-play games, waiting moves and replay, the champion that
+self-play uses, the compiled device programs (:func:`rlloop.programs.build_programs`), the
+gate, the training and champion checkpoints, and its RNG streams. The orchestrator
+(:class:`rlloop.loop.Loop`) owns what the run shares: the one ledger, the scheduler,
+telemetry and the resource guard, and passes the ledger and telemetry in.
+
+A run of one configuration is the one-lineage case. Its models are named ``iter-<N>``; in a
+run of several they are ``<lineage>/iter-<N>`` (and the baselines ``<lineage>/random``), so
+every lineage has its own Elo scale anchored at its own random player.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import jax
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from rlloop import games, parallel
+from rlloop.agent import Agent
+from rlloop.checkpoints import ChampionCheckpoints, CheckpointError, TrainCheckpoints
+from rlloop.gate import BASELINES, Gate
+from rlloop.ledger import Ledger
+from rlloop.networks import init_params, network_from_config
+from rlloop.perfect_play import PERFECT_PLAY_EVENT, PerfectPlayMonitor, default_cache_path
+from rlloop.perfect_play import metrics_of as perfect_play_metrics
+from rlloop.perfect_play import summary as perfect_play_summary
+from rlloop.programs import build_programs
+from rlloop.replay import PendingGames, ReplayBuffer, quality_problems
+from rlloop.runs import LineageDir, atomic_savez
+from rlloop.search import search_knobs
+from rlloop.telemetry import Telemetry
+from rlloop.train import TrainState, init_train_state, make_optimizer
+
+__all__ = ["DamagedCheckpoint", "Lineage", "mastery_weight"]
+
+log = logging.getLogger(__name__)
+SYNC_EVERY_STEPS = 16
+
+
+class DamagedCheckpoint(Exception):
+    """A checkpoint step that does not restore or verify (the message says why)."""
+
+
+def mastery_weight(score: float | None) -> float:
+    """The built-in curriculum: a configuration whose champion scores ``score`` (0..1, draws
+    as half; its worst score against the fixed baselines) gets weight +3 at or below 0.5,
+    falling linearly to -2 at 0.95 and above; None (not measured yet) gets 0. A mastered
+    configuration gets less self-play, one its champion cannot yet handle gets more."""
+    if score is None or not np.isfinite(score):
+        return 0.0
+    fraction = min(max((float(score) - 0.5) / 0.45, 0.0), 1.0)
+    return 3.0 - 5.0 * fraction
+
+
+class Lineage:
+    """Everything of one game configuration (module doc).
+
+    Args:
+      name: the configuration's name (the ledger's ``config`` column).
+      config: its full config (``rlloop.config.lineage_configs``).
+      index: its position in the run (lineage 0 keeps the seeds a one-configuration run has).
+      mesh: the run's device mesh.
+      paths: its folder.
+      ledger, telemetry: the run's.
+      prefix: put before its model ids ("" in a run of one configuration).
+      is_main_process: whether this process writes (ledger, perfect play).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        config: DictConfig,
+        *,
+        index: int,
+        mesh: Any,
+        paths: LineageDir,
+        ledger: Ledger,
+        telemetry: Telemetry,
+        prefix: str = "",
+        is_main_process: bool = True,
+    ) -> None:
+        self.name, self.config, self.index = name, config, index
+        self.paths, self.ledger, self.telemetry = paths, ledger, telemetry
+        self.prefix = prefix
+        self.is_main_process = is_main_process
+        self.mesh = mesh
+        self.num_devices = mesh.devices.size
+        self.game = games.make(config.game.name)
+        self.network = network_from_config(self.game, config.model)
+        self.batch_size = int(config.hardware.games_per_device) * self.num_devices
+        if config.train.batch_size % self.num_devices:
+            raise ValueError(
+                f"{name}: train.batch_size={config.train.batch_size} must be a multiple of the "
+                f"{self.num_devices} devices on the data axis"
+            )
+        seed = int(config.loop.seed)
+        root_key = jax.random.key(seed)
+        if index:
+            root_key = jax.random.fold_in(root_key, 1000 + index)
+        self._key = jax.random.fold_in(root_key, 1)
+        seeds = [seed, jax.process_index()] + ([index] if index else [])
+        self._rng = np.random.default_rng(seeds)
+        params = init_params(self.network, self.game, jax.random.fold_in(root_key, 0))
+        self.optimizer = make_optimizer(config.train)
+        self.train_state: TrainState = parallel.put_replicated(
+            init_train_state(params, self.optimizer), mesh
+        )
+        self.programs = build_programs(
+            self.game, self.network, self.optimizer, config, mesh, batch_size=self.batch_size
+        )
+        # Entries kept of each policy target: the search's slots (selfplay.policy_slots).
+        self.policy_slots = self.programs.policy_slots
+        self.states = self.programs.new_games(jax.random.fold_in(root_key, 2))
+        self.pending = self._new_pending()
+        self.replay = self._new_replay()
+        self.iteration = 0  # the run's iteration this lineage's state belongs to
+        self.active_iterations = 0  # iterations in which it played or trained
+        self.total_games = 0
+        self.total_moves = 0
+        self.chunks_played = 0
+        self._gated_at_step = 0  # training step of the last gated candidate
+        self._next_champion: tuple[str, Any, int] | None = None  # (id, params, chunk)
+        self.checkpoints = TrainCheckpoints(paths.train_checkpoints, keep=int(config.loop.keep_checkpoints))
+        self.champions = ChampionCheckpoints(paths.champion_checkpoints)
+        self.gate = None
+        if config.gate.enabled:
+            knobs = search_knobs(config.search)
+            self.gate = Gate(self.game, self.network, config.gate, knobs, ledger, config=name, prefix=prefix)
+        self.champion_id = ""
+        self.selfplay_params: Any = None
+        self.perfect_play: PerfectPlayMonitor | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def message(self, text: str) -> None:
+        """A console line, named by lineage in a run of several."""
+        self.telemetry.message(f"[rlloop] {self.name}: {text}" if self.prefix else f"[rlloop] {text}")
+
+    def next_key(self) -> jax.Array:
+        self._key, key = jax.random.split(self._key)
+        return key
+
+    @property
+    def params(self) -> Any:
+        """The network parameters being trained (the next candidate)."""
+        return self.train_state.params
+
+    def model_id(self, iteration: int) -> str:
+        return f"{self.prefix}iter-{iteration:06d}"
+
+    def snapshot_params(self) -> Any:
+        """A copy of the trained parameters (the train step donates its input buffers)."""
+        return jax.tree.map(lambda x: x.copy(), self.train_state.params)
+
+    def describe(self) -> str:
+        config = self.config
+        return (
+            f"game={self.game.name} model={config.model.name} "
+            f"search={config.search.algorithm.value}x{config.search.num_simulations} "
+            f"games={self.batch_size}"
+        )
+
+    def replay_bytes(self) -> int:
+        """Host memory of its replay arrays (the resource guard pauses the largest)."""
+        return int(self.replay.nbytes)
+
+    # ------------------------------------------------------------------ resume
+    def checkpoint_steps(self) -> list[int]:
+        return list(self.checkpoints.steps())
+
+    def restore(self, step: int) -> dict[str, Any]:
+        """Restore this lineage from its checkpoint ``step`` (verified: see
+        :meth:`rlloop.loop.Loop`'s resume); returns the checkpoint's meta. Raises
+        CheckpointError for a checkpoint of another game or network, DamagedCheckpoint (its
+        reason) when it does not restore or verify; a failed restore changes nothing."""
+        try:
+            meta = self.checkpoints.restore_meta(step)
+        except Exception as error:
+            raise DamagedCheckpoint(f"its meta does not restore ({type(error).__name__}: {error})") from error
+        self._check_checkpoint_fits(meta)
+        try:
+            items, meta = self.checkpoints.restore(step, {"state": self.train_state, "selfplay": self.states})
+            replay, pending = self._restore_replay(step, meta)
+        except Exception as error:
+            raise DamagedCheckpoint(f"{type(error).__name__}: {error}") from error
+        self.train_state, self.states = items["state"], items["selfplay"]
+        self.replay, self.pending = replay, pending
+        self.iteration = int(meta["iteration"])
+        self.active_iterations = int(meta.get("active_iterations", self.iteration))
+        self.total_games = int(meta.get("total_games", 0))
+        self.total_moves = int(meta.get("total_moves", 0))
+        self.chunks_played = int(meta.get("chunks_played", 0))
+        self._gated_at_step = int(meta.get("gated_at_step", 0))
+        self._key = jax.random.wrap_key_data(np.asarray(meta["key"], dtype=np.uint32))
+        self._rng.bit_generator.state = meta["numpy_rng"]
+        return meta
+
+    def _check_checkpoint_fits(self, meta: dict[str, Any]) -> None:
+        """Refuse a checkpoint of another game or network shape (CheckpointError)."""
+        where = self.paths.root
+        if meta.get("game") != self.game.name:
+            raise CheckpointError(
+                f"{where} holds a run of game {meta.get('game')!r}; this config plays "
+                f"{self.game.name!r} (use another run dir)"
+            )
+        saved_model = {k: v for k, v in meta.get("model", {}).items() if k != "name"}
+        wanted_model = {k: v for k, v in OmegaConf.to_container(self.config.model).items() if k != "name"}
+        if saved_model and saved_model != wanted_model:
+            raise CheckpointError(
+                f"{where} holds a network {saved_model}; this config asks for "
+                f"{wanted_model} (use another run dir)"
+            )
+
+    def _new_replay(self) -> ReplayBuffer:
+        return ReplayBuffer(
+            int(self.config.train.replay_capacity),
+            observation_shape=tuple(self.game.observation_shape),
+            num_actions=self.game.num_actions,
+            num_players=self.game.num_players,
+            policy_slots=self.policy_slots,
+        )
+
+    def _new_pending(self) -> PendingGames:
+        return PendingGames(
+            value_lambda=float(self.config.train.value_lambda), num_players=self.game.num_players,
+            policy_slots=self.policy_slots,
+        )  # fmt: skip
+
+    def _restore_replay(self, step: int, meta: dict[str, Any]) -> tuple[ReplayBuffer, PendingGames]:
+        """The replay and waiting moves saved with checkpoint ``step``, verified; raises when a
+        file is missing, damaged or not the one the meta recorded."""
+        replay_file, pending_file = self.paths.replay_file(step), self.paths.pending_file(step)
+        for path in (replay_file, pending_file):
+            if not path.is_file():
+                raise FileNotFoundError(f"its file {path.relative_to(self.paths.root)} is missing")
+        replay = self._new_replay()
+        replay.load(replay_file)
+        expected = meta.get("replay_total_added")  # absent in checkpoints before 2026-12-04
+        if expected is not None and replay.total_added != int(expected):
+            raise ValueError(
+                f"{replay_file.name} holds {replay.total_added:,} added samples, its checkpoint "
+                f"recorded {int(expected):,}"
+            )
+        pending = self._new_pending()
+        with np.load(pending_file) as data:
+            pending.load_state_dict({name: data[name] for name in data.files})
+        expected = meta.get("pending_waiting")
+        if expected is not None and pending.num_waiting != int(expected):
+            raise ValueError(
+                f"{pending_file.name} holds {pending.num_waiting:,} waiting moves, its checkpoint "
+                f"recorded {int(expected):,}"
+            )
+        return replay, pending
+
+    # ------------------------------------------------------------------ champion
+    def select_selfplay_model(self) -> None:
+        """Self-play's model: the ledger's champion, else the latest checkpoint, else fresh."""
+        known = {m.id for m in self.ledger.models()}
+        for baseline in self.gate.baselines if self.gate is not None else BASELINES:
+            model_id = self.prefix + baseline
+            if model_id not in known:
+                self.ledger.add_model(model_id, parent=None, iteration=0, status="baseline",
+                                      note="fixed baseline player", config=self.name)  # fmt: skip
+        champion = self.ledger.champion(self.name)
+        params = None
+        if champion is not None:
+            try:
+                step = int(str(champion.checkpoint).rsplit("/", 1)[-1])
+                items, _ = self.champions.restore(step, {"params": self.train_state.params})
+                reason = f"the ledger's champion {champion.id}"
+                model_id, params = champion.id, items["params"]
+            except (ValueError, FileNotFoundError, CheckpointError) as error:
+                log.warning("champion %s has no readable checkpoint (%s)", champion.id, error)
+                self.message(
+                    f"warning: champion {champion.id} has no readable checkpoint "
+                    f"({champion.checkpoint}); falling back"
+                )
+        if params is None:
+            if self.iteration:
+                reason = f"no champion in the ledger; the latest checkpoint (iteration {self.iteration})"
+            else:
+                reason = "no champion and no checkpoint; a fresh network"
+            model_id, params = self.model_id(self.iteration), self.snapshot_params()
+            self._save_champion(self.iteration, params, model_id)
+            parent = champion.id if champion is not None else None
+            if model_id in {m.id for m in self.ledger.models()}:
+                self.ledger.set_checkpoint(model_id, f"champions/{self.iteration}")
+                self.ledger.set_status(model_id, "champion")
+            else:
+                self.ledger.add_model(
+                    model_id, parent=parent, iteration=self.iteration, status="champion",
+                    checkpoint=f"champions/{self.iteration}", note="first champion", config=self.name,
+                )  # fmt: skip
+        self.message(f"self-play uses {model_id}: {reason}")
+        self.champion_id, self.selfplay_params = model_id, params
+
+    def _save_champion(self, step: int, params: Any, model_id: str) -> None:
+        # On disk before the ledger names it, so a committed champion always has its params.
+        self.champions.save(step, {"params": params}, {"model_id": model_id, "game": self.game.name})
+        self.champions.wait()
+
+    def _swap_champion_if_promoted(self) -> None:
+        """At a chunk boundary: switch self-play to a newly promoted champion."""
+        if self._next_champion is None:
+            return
+        model_id, params, promoted_at_chunk = self._next_champion
+        self.champion_id, self.selfplay_params = model_id, params
+        self._next_champion = None
+        self.message(
+            f"self-play now uses {model_id}: promoted after chunk {promoted_at_chunk}, "
+            f"in use from chunk {self.chunks_played + 1} "
+            f"({self.chunks_played - promoted_at_chunk} chunks later)"
+        )
+
+    # ------------------------------------------------------------------ perfect play
+    def start_perfect_play(self) -> None:
+        """The background perfect-play scorer (games with ``Game.perfect_play``, process 0, if
+        enabled); scores the champion at once when the run gates."""
+        settings = self.config.perfect_play
+        if not settings.enabled or not self.game.perfect_play or not self.is_main_process:
+            return
+        game, network, search = self.game, self.network, self.config.search
+        self.perfect_play = PerfectPlayMonitor(
+            lambda params: Agent(game, network, params, search),
+            list(settings.sets),
+            simulations=list(settings.simulations),
+            data_dir=settings.data_dir or None,
+            cache_path=default_cache_path(),
+            background=bool(settings.background),
+            budget_seconds=float(settings.budget_seconds) or None,
+        )  # fmt: skip
+        names = ", ".join(positions.name for positions in self.perfect_play.sets)
+        missing = self.perfect_play.skipped_sets
+        skipped = f" (not found: {', '.join(missing)})" if missing else ""
+        self.message(f"perfect play: scoring models on {names}{skipped}")
+        if self.gate is not None:
+            self.score_perfect_play(self.champion_id, self.selfplay_params)
+
+    def score_perfect_play(self, model_id: str, params: Any) -> None:
+        """Queue ``model_id`` for perfect-play scoring unless the ledger already has it."""
+        if self.perfect_play is None:
+            return
+        done = {e.payload.get("model_id") for e in self.ledger.events_since(kind=PERFECT_PLAY_EVENT)}
+        if model_id not in done:
+            tail = model_id.rsplit("/", 1)[-1]
+            iteration = int(tail.split("-")[-1]) if tail.startswith("iter-") else self.iteration
+            # On one device: the scorer's programs then never join the mesh's collectives.
+            params = jax.device_put(params, jax.local_devices()[0])
+            self.perfect_play.submit(model_id, iteration, params)
+
+    def collect_perfect_play(self, *, wait: bool = False) -> None:
+        """Write finished perfect-play scores to the ledger, TensorBoard and the console."""
+        if self.perfect_play is None:
+            return
+        for model_id, iteration, results, seconds in self.perfect_play.poll(wait=wait):
+            self.ledger.add_event(PERFECT_PLAY_EVENT, {
+                "model_id": model_id, "iteration": iteration, "seconds": seconds,
+                "config": self.name, "results": [result.as_dict() for result in results],
+            })  # fmt: skip
+            scalars = perfect_play_metrics(results)
+            self.telemetry.scalars(iteration, {f"{self.prefix}{k}": v for k, v in scalars.items()})
+            self.message(f"perfect play {model_id}: {perfect_play_summary(results)}")
+
+    def perfect_play_due(self) -> bool:
+        """Ungated runs: score the training network every ``perfect_play.every`` iterations."""
+        return (
+            self.perfect_play is not None and self.gate is None
+            and self.active_iterations % int(self.config.perfect_play.every) == 0
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ phases
+    def selfplay(self, iteration: int) -> dict[str, Any]:
+        """Play ``chunks_per_iteration`` chunks and move finished games into replay
+        (``iteration``: the run's iteration being played, for ledger events)."""
+        start = time.perf_counter()
+        games_done = moves = added = 0
+        lengths: list[np.ndarray] = []
+        root_values: list[float] = []
+        refused: list[str] = []
+        for _ in range(int(self.config.loop.chunks_per_iteration)):
+            self._swap_champion_if_promoted()
+            params = self.selfplay_params if self.gate is not None else self.params
+            self.states, chunk = self.programs.play(params, self.states, self.next_key())
+            self.chunks_played += 1
+            chunk = jax.device_get(chunk)
+            samples = self.pending.add(chunk)
+            problems = quality_problems(
+                samples, min_mean_game_length=float(self.config.train.min_mean_game_length)
+            )
+            if problems:
+                refused += problems
+                self.ledger.add_event("TRAINING_DATA_REFUSED", {"iteration": iteration,
+                                                                "config": self.name,
+                                                                "problems": problems})  # fmt: skip
+                self.message("refused self-play data: " + "; ".join(problems))
+            else:
+                self.replay.add(samples)
+            finished = chunk["done"]
+            games_done += int(finished.sum())
+            moves += int(finished.size)
+            added += len(samples["policy_weights"]) if not problems else 0
+            lengths.append(chunk["game_length"][finished])
+            root_values.append(float(np.mean(chunk["root_value"])))
+        seconds = time.perf_counter() - start
+        self.total_games += games_done
+        self.total_moves += moves
+        all_lengths = np.concatenate(lengths) if lengths else np.zeros(0)
+        return {
+            "selfplay_seconds": seconds,
+            "games": self.total_games,
+            "games_this_iteration": games_done,
+            "games_per_second": games_done / seconds,
+            "moves_per_second": moves / seconds,
+            "mean_game_length": float(all_lengths.mean()) if all_lengths.size else float("nan"),
+            "mean_root_value": float(np.mean(root_values)),
+            "samples_added": added,
+            "samples_waiting": self.pending.num_waiting,
+            "replay_size": len(self.replay),
+            "data_refused": bool(refused),
+        }
+
+    def train_steps_due(self) -> int:
+        """Optimiser steps this iteration: ``steps_per_iteration``, or with
+        ``samples_per_insert`` > 0 fewer when the lineage has already trained that many
+        samples per sample added to replay (early on, a small replay is otherwise overfitted:
+        48 steps of 256 on the first 2,000 samples are six epochs)."""
+        train_config = self.config.train
+        steps = int(train_config.steps_per_iteration)
+        ratio = float(train_config.samples_per_insert)
+        if ratio > 0:
+            batch = int(train_config.batch_size)
+            allowed = ratio * self.replay.total_added - int(self.train_state.step) * batch
+            steps = max(0, min(steps, int(allowed // batch)))
+        return steps
+
+    def training_owed(self) -> bool:
+        """Whether it should train although self-play was not its turn: a replay-ratio target
+        (``samples_per_insert``) with steps still owed on a big enough replay."""
+        return (
+            float(self.config.train.samples_per_insert) > 0
+            and len(self.replay) >= int(self.config.train.min_replay_size)
+            and self.train_steps_due() > 0
+        )  # fmt: skip
+
+    def train(self) -> dict[str, Any]:
+        """``train_steps_due()`` optimiser steps on replay samples (skipped while replay is
+        below ``min_replay_size``)."""
+        train_config = self.config.train
+        if len(self.replay) < int(train_config.min_replay_size):
+            return {"train_skipped": True}
+        due = self.train_steps_due()
+        if due == 0:
+            return {"train_skipped": True}
+        start = time.perf_counter()
+        batches = self.replay.sample(
+            self._rng,
+            batch_size=int(train_config.batch_size),
+            num_batches=int(train_config.steps_per_iteration),
+        )
+        batches = parallel.put_batch(batches, self.mesh, axis=1)
+        # Always steps_per_iteration batches (one device shape, one compiled step); the first
+        # ``due`` are used.
+        keys = jax.random.split(self.next_key(), int(train_config.steps_per_iteration))
+        step_metrics = []
+        for index in range(due):
+            self.train_state, metrics = self.programs.train_step(
+                self.train_state, batches, np.int32(index), keys[index]
+            )
+            step_metrics.append(metrics)
+            if (index + 1) % SYNC_EVERY_STEPS == 0:
+                # Queuing many calls that hold a cross-device all-reduce has aborted XLA:CPU
+                # (rendezvous timeout); waiting every <= 32 steps was reliable.
+                jax.block_until_ready(metrics)
+        step_metrics = jax.device_get(step_metrics)
+        result = {
+            name: float(np.mean([m[name] for m in step_metrics])) for name in step_metrics[0]
+        }
+        result["train_seconds"] = time.perf_counter() - start
+        result["train_step"] = int(self.train_state.step)
+        result["train_steps"] = due
+        return result
+
+    def checkpoint(self, iteration: int, extra: dict[str, Any] | None = None) -> None:
+        """Save at the run's ``iteration``: replay and waiting moves (atomic files), then
+        training state, self-play games and RNG state (Orbax, atomic per step); ``extra``
+        goes into the meta (the run's scheduler state)."""
+        self.iteration = iteration
+        step = iteration
+        replay_dir = self.paths.replay_dir
+        replay_dir.mkdir(parents=True, exist_ok=True)
+        self.replay.save(self.paths.replay_file(step))
+        atomic_savez(self.paths.pending_file(step), **self.pending.state_dict())
+        self.checkpoints.save(
+            step,
+            {"state": self.train_state, "selfplay": self.states},
+            {
+                "iteration": iteration,
+                "game": self.game.name,
+                "lineage": self.name,
+                "model": OmegaConf.to_container(self.config.model),
+                "active_iterations": self.active_iterations,
+                "total_games": self.total_games,
+                "total_moves": self.total_moves,
+                "chunks_played": self.chunks_played,
+                "gated_at_step": self._gated_at_step,
+                # What the replay files beside this step hold, checked on resume.
+                "replay_total_added": self.replay.total_added,
+                "pending_waiting": self.pending.num_waiting,
+                "key": np.asarray(jax.random.key_data(self._key)).tolist(),
+                "numpy_rng": self._rng.bit_generator.state,
+                **(extra or {}),
+            },
+        )
+        self.checkpoints.wait()
+        kept = set(self.checkpoints.steps())
+        for old in replay_dir.glob("*-*.npz"):
+            number = old.stem.split("-")[-1]
+            if number.isdigit() and int(number) not in kept:
+                old.unlink(missing_ok=True)
+
+    def gate_if_trained(self, iteration: int) -> dict[str, Any]:
+        """:meth:`run_gate`, if the network trained since the last gate (never gate an untrained
+        one; with train.samples_per_insert an iteration may train nothing)."""
+        trained_step = int(self.train_state.step)
+        if self.gate is None or trained_step <= self._gated_at_step:
+            return {}
+        self._gated_at_step = trained_step
+        return self.run_gate(iteration)
+
+    def run_gate(self, iteration: int) -> dict[str, Any]:
+        """Candidate (the trained network now) vs champion; promote, reject or keep training.
+        A promotion sets the new champion for self-play's next chunk."""
+        assert self.gate is not None
+        start = time.perf_counter()
+        candidate_id = self.model_id(iteration)
+        if candidate_id == self.champion_id:
+            return {}
+        known = {model.id: model for model in self.ledger.models()}
+        if candidate_id in known and known[candidate_id].status != "candidate":
+            # A resumed run replays iterations after its last checkpoint; a decision the ledger
+            # already committed for this iteration stands.
+            self.message(f"gate {candidate_id}: already {known[candidate_id].status} in the ledger")
+            return {}
+        if candidate_id not in known:
+            self.ledger.add_model(candidate_id, parent=self.champion_id, iteration=iteration,
+                                  status="candidate", config=self.name)  # fmt: skip
+        candidate_params = self.snapshot_params()
+        decision = self.gate.evaluate(
+            candidate=self.gate.player(candidate_id, candidate_params),
+            champion=self.gate.player(self.champion_id, self.selfplay_params),
+            iteration=iteration,
+            key=self.next_key(),
+        )
+        if decision.decision == "promote":
+            self._save_champion(iteration, candidate_params, candidate_id)
+            self.ledger.set_checkpoint(candidate_id, f"champions/{iteration}")
+            self.ledger.promote(candidate_id, iteration=iteration, score=decision.score,
+                                score_low=decision.score_low, score_high=decision.score_high)  # fmt: skip
+            self._next_champion = (candidate_id, candidate_params, self.chunks_played)
+            self.score_perfect_play(candidate_id, candidate_params)
+            self._prune_champions()
+        elif decision.decision == "reject":
+            self.ledger.reject(candidate_id, iteration=iteration, reason=decision.reason)
+        self.message(f"gate {candidate_id}: {decision.decision.upper()} ({decision.reason})")
+        return {
+            "gate_seconds": time.perf_counter() - start,
+            "gate_score": decision.score,
+            "gate_promoted": decision.decision == "promote",
+            "candidate_elo": decision.candidate_elo,
+            "champion_elo": decision.champion_elo,
+        }
+
+    def _prune_champions(self) -> None:
+        elo = {}
+        for model in self.ledger.models(config=self.name):
+            if model.checkpoint and model.checkpoint.startswith("champions/") and model.elo is not None:
+                elo[int(model.checkpoint.split("/")[1])] = model.elo
+        champion = self.ledger.champion(self.name)
+        protect = {int(champion.checkpoint.split("/")[1])} if champion and champion.checkpoint else set()
+        self.champions.prune(elo, keep=int(self.config.gate.keep_champions), protect=protect)
+
+    # ------------------------------------------------------------------ the scheduler's view
+    def baseline_score(self) -> float | None:
+        """The champion's worst score (draws as half) against the fixed baselines in the
+        ledger's anchor matches; None before it played them."""
+        if self.gate is None or not self.champion_id:
+            return None
+        names = {player.name for player in self.gate.baselines.values()}
+        totals: dict[str, list[int]] = {}
+        for match in self.ledger.matches(config=self.name):
+            if match.model_a == self.champion_id and match.model_b in names:
+                counts = totals.setdefault(match.model_b, [0, 0, 0])
+                counts[0] += match.wins_a
+                counts[1] += match.draws
+                counts[2] += match.wins_b
+        if set(totals) != names:
+            return None
+        return min((w + d / 2) / max(w + d + lo, 1) for w, d, lo in totals.values())
+
+    def close(self) -> None:
+        if self.perfect_play is not None:
+            self.perfect_play.close()
+        self.checkpoints.close()
+        self.champions.close()
