@@ -124,6 +124,7 @@ class Loop:
             self.telemetry.message(f"[rlloop] {len(self.lineages)} lineages, run_dir={self.run_dir}")
         self.pressure = self._make_pressure()
         self.paused: set[str] = set()  # lineages whose self-play critical memory paused
+        self._inputs: tuple[int, dict[str, Rating], dict[str, float]] | None = None
         self.scheduler = self._make_scheduler()
         self._resume()
         if self.is_main_process:
@@ -164,7 +165,7 @@ class Loop:
         if self.paths.is_legacy() and len(names) > 1:
             raise CheckpointError(
                 f"{self.run_dir} holds a run of one configuration written before lineages "
-                f"(rlloop before 2026-12-05); it resumes only as a one-configuration run, not "
+                f"(rlloop before lineages, 2026-12-04); it resumes only as a one-configuration run, not "
                 f"with schedule.configurations {names} (use another run dir)"
             )
         on_disk = self.paths.lineage_names()
@@ -223,7 +224,20 @@ class Loop:
             seed=int(schedule.seed),
         )  # fmt: skip
 
+    def _scheduler_inputs(self) -> tuple[dict[str, Rating], dict[str, float]]:
+        """Ratings and curriculum weights from the ledger, read once per iteration (the
+        scheduler asks for them at every pick and the status at every phase)."""
+        if self._inputs is None or self._inputs[0] != self.iteration:
+            self._inputs = (self.iteration, self._read_ratings(), self._read_curriculum())
+        return self._inputs[1], self._inputs[2]
+
     def _ratings(self) -> dict[str, Rating]:
+        return self._scheduler_inputs()[0]
+
+    def _curriculum(self) -> dict[str, float]:
+        return self._scheduler_inputs()[1]
+
+    def _read_ratings(self) -> dict[str, Rating]:
         """The scheduler's ratings source: each lineage's champion Elo (its own scale, random
         = 0) and the iterations since its last promotion. A lineage whose champion masters
         its baselines (score >= 0.95) is not counted as stuck, nor as lagging: it is done
@@ -243,7 +257,7 @@ class Loop:
             )
         return result
 
-    def _curriculum(self) -> dict[str, float]:
+    def _read_curriculum(self) -> dict[str, float]:
         """Fixed weights from ``schedule.curriculum``; the mastery curriculum for the rest."""
         fixed = {str(k): float(v) for k, v in self.config.schedule.curriculum.items()}
         return {
@@ -347,8 +361,9 @@ class Loop:
         checkpoint every N."""
         start = time.perf_counter()
         single = len(self.lineages) == 1
+        picked = time.perf_counter()
         name = self.scheduler.pick_weighted_config()
-        metrics: dict[str, Any] = {}
+        metrics: dict[str, Any] = {"schedule_seconds": time.perf_counter() - picked}
         active: list[str] = []
         if name is not None:
             self._set_phase("selfplay", name)

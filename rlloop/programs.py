@@ -9,6 +9,7 @@ programs with it, and tests use the same object instead of the loop's internals.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 from collections.abc import Callable
@@ -35,7 +36,10 @@ class DevicePrograms:
     - ``train_step(state, batches [K, B], index, key) -> (state, metrics)``: jitted, state
       donated;
     - ``new_games(key) -> states[B]``: jitted, games split over the mesh;
-    - ``policy_slots``: entries kept of each policy target (``selfplay.policy_slots``).
+    - ``policy_slots``: entries kept of each policy target (``selfplay.policy_slots``);
+    - ``traces``: how often JAX traced each program (``play``, ``train_step``,
+      ``new_games``): once per configuration when shapes stay static, which is what
+      compiling once means (tests assert it).
     """
 
     play: Callable[..., Any]
@@ -43,6 +47,19 @@ class DevicePrograms:
     train_step: Callable[..., Any]
     new_games: Callable[[jax.Array], Any]
     policy_slots: int
+    traces: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+
+
+def _counted(traces: collections.Counter[str], name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function``, counting in ``traces[name]`` every time JAX traces it (a Python call
+    of a jitted function's body happens only when it is traced)."""
+
+    @functools.wraps(function)
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        traces[name] += 1
+        return function(*args, **kwargs)
+
+    return traced
 
 
 def build_programs(
@@ -70,23 +87,20 @@ def build_programs(
         symmetry_tables=tables,
         num_actions=game.num_actions,
     )
+    traces: collections.Counter[str] = collections.Counter()
+    fresh = functools.partial(
+        new_games, game, batch_size=batch_size, random_opening_moves=int(config.loop.random_opening_moves)
+    )
     return DevicePrograms(
-        play=parallel.jit_selfplay(play, mesh),
+        play=parallel.jit_selfplay(_counted(traces, "play", play), mesh),
         play_local=play,
         train_step=jax.jit(
-            train_step,
+            _counted(traces, "train_step", train_step),
             in_shardings=(replicated, parallel.batch_sharding(mesh, axis=1), replicated, replicated),
             out_shardings=(replicated, replicated),
             donate_argnums=(0,),
         ),
-        new_games=jax.jit(
-            functools.partial(
-                new_games,
-                game,
-                batch_size=batch_size,
-                random_opening_moves=int(config.loop.random_opening_moves),
-            ),
-            out_shardings=parallel.batch_sharding(mesh),
-        ),
+        new_games=jax.jit(_counted(traces, "new_games", fresh), out_shardings=parallel.batch_sharding(mesh)),
         policy_slots=slots,
+        traces=traces,
     )

@@ -16,7 +16,7 @@ half-written.
     <run>/tb/                    TensorBoard
     <run>/evaluation/            ``rlloop.evaluate`` reports
 
-A run written before lineages (rlloop before 2026-12-05) kept its one configuration's
+A run written before lineages (rlloop before lineages, 2026-12-04) kept its one configuration's
 ``checkpoints/`` and ``replay/`` at the top; :meth:`RunDir.lineage` then points there.
 
 Writes: :func:`atomic_write_text`, :func:`atomic_write_json` and :func:`atomic_savez` write

@@ -6,7 +6,8 @@ connection (WAL mode: the writer is never blocked). Shows the iteration and phas
 the loop's process is alive, each configuration's champion with its Elo and Elo trend, time
 since the last promotion, games/s and moves/s of recent iterations, replay and the replay
 ratio against ``train.samples_per_insert``, the resource guard's readings and warnings, and
-the scheduler's shares (one configuration today).
+and per configuration (lineage) the scheduler's share, chunks, priority, backpressure and
+memory pauses, and the diversity of the games played.
 """
 
 from __future__ import annotations
@@ -82,46 +83,80 @@ def gather(run_dir: str | Path, *, now: float | None = None) -> dict[str, Any]:
         resources = {k: last.get(k) for k in ("memory_used", "disk_used", "load_per_core")}
         status["resources"] = {k: v for k, v in resources.items() if v is not None}
     status["selfplay"] = rates
-    configuration: dict[str, Any] = {"name": game, "share": 1.0}
+    names = list(loop.get("lineages") or {}) or list(
+        (config.get("schedule") or {}).get("configurations") or {}
+    ) or [game]
+    scheduled = loop.get("lineages") or {}
+    views = _ledger_view(run.ledger, now, names) if run.ledger.is_file() else {}
+    configurations = []
+    for name in names:
+        own = scheduled.get(name, {})
+        configuration: dict[str, Any] = {"name": name, "share": own.get("share", 1.0 if len(names) == 1 else None)}
+        for key in ("picks", "priority", "backpressure", "lead_chunks", "paused", "replay", "games"):
+            if key in own:
+                configuration[key] = own[key]
+        configuration.update(views.get(name, {}))
+        train = _lineage_config(run, name, config).get("train", {})
+        added = configuration.pop("samples_added", None)
+        step = own.get("train_step", rates.get("train_step") if len(names) == 1 else None) or 0
+        trained = step * int(train.get("batch_size", 0) or 0)
+        configuration["replay_ratio"] = trained / added if added else None
+        configuration["replay_ratio_target"] = train.get("samples_per_insert") or None
+        configurations.append(configuration)
+    status["configurations"] = configurations
+    status["lineages"] = {c["name"]: c for c in configurations}
     if run.ledger.is_file():
-        configuration.update(_ledger_view(run.ledger, now))
-    train = config.get("train", {})
-    target = train.get("samples_per_insert")
-    added = configuration.pop("samples_added", None)
-    trained = (rates.get("train_step") or 0) * int(train.get("batch_size", 0) or 0)
-    configuration["replay_ratio"] = trained / added if added else None
-    configuration["replay_ratio_target"] = target or None
-    status["configurations"] = [configuration]
+        status["resource_warnings"] = _resource_warnings(run.ledger)
+    if loop.get("diversity"):
+        status["diversity"] = loop["diversity"]
     return status
 
 
-def _ledger_view(path: Path, now: float) -> dict[str, Any]:
+def _lineage_config(run: RunDir, name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A lineage's own config (``lineages/<name>/config.yaml``), else the run's."""
+    from omegaconf import OmegaConf
+
+    path = run.lineage(name).config
+    if path.is_file():
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    return config
+
+
+def _ledger_view(path: Path, now: float, names: list[str]) -> dict[str, dict[str, Any]]:
     from rlloop.ledger import Ledger
 
-    view: dict[str, Any] = {}
+    result: dict[str, dict[str, Any]] = {}
     with Ledger(path, readonly=True) as ledger:
-        champion = ledger.champion()
-        promotions = ledger.promotions()
         models = {model.id: model for model in ledger.models()}
-        view["champion"] = None if champion is None else {
-            "id": champion.id, "elo": champion.elo, "elo_low": champion.elo_low,
-            "elo_high": champion.elo_high, "iteration": champion.iteration,
-        }  # fmt: skip
-        view["promotions"] = len(promotions)
-        if promotions:
-            view["last_promotion"] = {"model": promotions[-1].model_id,
-                                      "iteration": promotions[-1].iteration,
-                                      "seconds_ago": now - promotions[-1].created}  # fmt: skip
-        trend = [models[p.model_id].elo for p in promotions[-RECENT:] if p.model_id in models]
-        view["elo_trend"] = [e for e in trend if e is not None]
-        events = ledger.events_since(kind="RESOURCE")
-        latest: dict[str, dict[str, Any]] = {}
-        for event in events:
+        for name in names:
+            view: dict[str, Any] = {}
+            champion = ledger.champion(name)
+            promotions = ledger.promotions(config=name)
+            view["champion"] = None if champion is None else {
+                "id": champion.id, "elo": champion.elo, "elo_low": champion.elo_low,
+                "elo_high": champion.elo_high, "iteration": champion.iteration,
+            }  # fmt: skip
+            view["promotions"] = len(promotions)
+            if promotions:
+                view["last_promotion"] = {"model": promotions[-1].model_id,
+                                          "iteration": promotions[-1].iteration,
+                                          "seconds_ago": now - promotions[-1].created}  # fmt: skip
+            trend = [models[p.model_id].elo for p in promotions[-RECENT:] if p.model_id in models]
+            view["elo_trend"] = [e for e in trend if e is not None]
+            iterations = ledger.iterations(config=name)
+            view["samples_added"] = sum(int(m.get("samples_added") or 0) for m in iterations.values())
+            result[name] = view
+    return result
+
+
+def _resource_warnings(path: Path) -> list[dict[str, Any]]:
+    from rlloop.ledger import Ledger
+
+    latest: dict[str, dict[str, Any]] = {}
+    with Ledger(path, readonly=True) as ledger:
+        for event in ledger.events_since(kind="RESOURCE"):
             latest[event.payload["resource"]] = event.payload
-        view["resource_warnings"] = [e for e in latest.values() if e.get("level") != "ok"]
-        iterations = ledger.iterations()
-        view["samples_added"] = sum(int(m.get("samples_added") or 0) for m in iterations.values())
-    return view
+    return [e for e in latest.values() if e.get("level") != "ok"]
 
 
 def _ago(seconds: float | None) -> str:
@@ -154,6 +189,8 @@ def render(status: dict[str, Any]) -> str:
             f"{rates['moves_per_second']:,.0f} moves/s (last {RECENT} iterations); "
             f"{rates.get('games') or 0:,} games, replay {rates.get('replay_size') or 0:,}"
         )
+    if loop.get("lineage"):
+        lines[-1] += f" ({loop['lineage']})"
     for config in status["configurations"]:
         champion = config.get("champion")
         if champion:
@@ -174,10 +211,26 @@ def render(status: dict[str, Any]) -> str:
         if ratio is not None:
             lines.append(f"    replay ratio {ratio:.2f} trained per sample added"
                          + (f" (target {target:g})" if target else ""))  # fmt: skip
-        lines.append(f"    scheduler share {config['share']:.0%}")
-        for warning in config.get("resource_warnings", []):
-            lines.append(f"    resource warning: {warning['resource']} {warning['level']} "
-                         f"({warning['value']:.0%}) at iteration {warning['iteration']}")  # fmt: skip
+        if config.get("share") is not None:
+            text = f"    scheduler share {config['share']:.0%}"
+            if "picks" in config:
+                text += f", {config['picks']} chunks, priority {config['priority']:.1f}"
+            if config.get("backpressure") not in (None, "off"):
+                text += f", backpressure {config['backpressure']} ({config['lead_chunks']:.1f} chunks owed)"
+            if config.get("paused"):
+                text += ", PAUSED (memory)"
+            lines.append(text)
+        if "games" in config:
+            lines.append(f"    {config['games']:,} games, replay {config.get('replay', 0):,}")
+    for warning in status.get("resource_warnings", []):
+        lines.append(f"  resource warning: {warning['resource']} {warning['level']} "
+                     f"({warning['value']:.0%}) at iteration {warning['iteration']}")  # fmt: skip
+    diversity = status.get("diversity")
+    if diversity and diversity.get("games"):
+        parts = [f"{category} entropy {diversity[category]['entropy']:.2f}"
+                 for category in ("config", "search_mode", "opponent") if category in diversity]  # fmt: skip
+        lines.append(f"  diversity: {diversity['games']:,} games; " + ", ".join(parts)
+                     + f"; asymmetric {diversity.get('asymmetric_share', 0):.0%}")  # fmt: skip
     resources = status.get("resources")
     if resources:
         parts = [f"memory {resources['memory_used']:.0%}" if "memory_used" in resources else "",

@@ -215,7 +215,7 @@ def test_resume_refuses_when_no_checkpoint_verifies(tmp_path: Path, _three_check
 
 
 def _as_before_lineages(run_dir: Path) -> None:
-    """The layout of rlloop before 2026-12-05: the one configuration's checkpoints and replay
+    """The layout of rlloop before lineages (2026-12-04): the one configuration's checkpoints and replay
     at the top of the run, no lineages/ folder."""
     for name in ("checkpoints", "replay"):
         (run_dir / LINEAGE / name).rename(run_dir / name)

@@ -1,0 +1,152 @@
+"""Runs of several game configurations: lineages, the scheduler in the loop, one compile per
+configuration, per-lineage champions, and a SIGKILL-and-resume of a two-configuration run."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import rlloop
+from rlloop.ledger import Ledger
+
+TWO = ["schedule=small_games_smoke", "loop=smoke", "gate=smoke", "gate.every=2",
+       "perfect_play.enabled=false", "loop.tensorboard=false", "hardware.compilation_cache=false"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def two_config_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    run_dir = tmp_path_factory.mktemp("two") / "run"
+    config = rlloop.compose([*TWO, "loop.iterations=8", "loop.checkpoint_every=4"])
+    with rlloop.Loop(config, run_dir=run_dir) as loop:
+        loop.run()
+        facts = {
+            "picks": loop.scheduler.picks,
+            "traces": {name: dict(lineage.programs.traces) for name, lineage in loop.lineages.items()},
+            "trained": {name: int(lineage.train_state.step) for name, lineage in loop.lineages.items()},
+            "history": loop.history,
+        }
+        with pytest.raises(AttributeError, match="2 lineages"):
+            loop.lineage  # noqa: B018 - the one-lineage shortcut refuses a run of two
+    return run_dir, facts
+
+
+def test_both_configurations_play_train_and_compile_once(two_config_run: tuple[Path, dict]) -> None:
+    run_dir, facts = two_config_run
+    assert set(facts["picks"]) == {"tictactoe", "connect4"} and sum(facts["picks"].values()) == 8
+    for name, traces in facts["traces"].items():
+        # Eight iterations, a gate, a checkpoint and a final one: each program traced once.
+        assert traces == {"play": 1, "train_step": 1, "new_games": 1}, (name, traces)
+        assert facts["trained"][name] > 0
+    assert {row["config"] for row in facts["history"]} == {"tictactoe", "connect4"}
+    assert all(abs(sum(v for k, v in row.items() if k.startswith("share/")) - 1) < 1e-6
+               for row in facts["history"])  # fmt: skip
+    for name in ("tictactoe", "connect4"):
+        home = run_dir / "lineages" / name
+        assert (home / "config.yaml").is_file() and (home / "checkpoints" / "train" / "8").is_dir()
+        assert (home / "replay" / "replay-8.npz").is_file()
+
+
+def test_each_lineage_has_its_own_models_matches_and_champion(two_config_run: tuple[Path, dict]) -> None:
+    run_dir, _ = two_config_run
+    with Ledger(run_dir / "ledger.sqlite", readonly=True) as ledger:
+        for name in ("tictactoe", "connect4"):
+            models = ledger.models(config=name)
+            assert models and all(model.id.startswith(f"{name}/") for model in models)
+            own = {model.id for model in models}
+            champion = ledger.champion(name)
+            assert champion is not None and champion.id in own
+            matches = ledger.matches(config=name)
+            assert matches, f"{name} was never gated"
+            assert all(m.model_a in own and m.model_b in own for m in matches)
+            assert {m.model_b for m in matches if m.stage == "anchor"} <= {f"{name}/random", f"{name}/greedy"}
+        with pytest.raises(ValueError, match="several configurations"):
+            ledger.champion()
+        iterations = ledger.iterations()
+        assert {metrics["config"] for metrics in iterations.values()} == {"tictactoe", "connect4"}
+
+
+def test_agents_status_and_evaluate_name_the_lineage(
+    two_config_run: tuple[Path, dict], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rlloop import status
+    from rlloop.evaluate import main as evaluate_main
+
+    run_dir, _ = two_config_run
+    with pytest.raises(ValueError, match=r"several configurations \(tictactoe, connect4\)"):
+        rlloop.load_agent(run_dir)
+    with pytest.raises(ValueError, match="no lineage 'othello'"):
+        rlloop.load_agent(run_dir, lineage="othello")
+    agent = rlloop.load_agent(run_dir, lineage="connect4")
+    assert agent.game.name == "connect4"
+    assert rlloop.load_agent(run_dir, lineage="tictactoe", which="latest").game.name == "tictactoe"
+    view = status.gather(run_dir)
+    assert set(view["lineages"]) == {"tictactoe", "connect4"}
+    text = status.render(view)
+    assert "tictactoe" in text and "connect4" in text and "share" in text
+    code = evaluate_main(["gauntlet", f"{run_dir}#tictactoe", "--opponents", "random", "--games", "4",
+                          "--simulations", "2", "--out", str(run_dir / "eval")])  # fmt: skip
+    assert code == 0
+    report = json.loads((run_dir / "eval" / "gauntlet.json").read_text())
+    assert report["agent"].startswith("run#tictactoe:tictactoe/")
+
+
+def _command(run_dir: Path, iterations: int) -> list[str]:
+    return [sys.executable, "-m", "rlloop.run", *TWO, f"loop.iterations={iterations}",
+            "loop.checkpoint_every=1", "gate.promote_score=0.3", f"hydra.run.dir={run_dir}"]  # fmt: skip
+
+
+def _iterations_done(run_dir: Path) -> int:
+    metrics = run_dir / "metrics.jsonl"
+    return metrics.read_text().count("\n") if metrics.exists() else 0
+
+
+def _committed(run_dir: Path) -> tuple[set, set]:
+    path = run_dir / "ledger.sqlite"
+    if not path.exists():
+        return set(), set()
+    with Ledger(path, readonly=True) as ledger:
+        assert ledger.integrity_check() == "ok"
+        matches = {(m.id, m.model_a, m.model_b, m.wins_a, m.draws, m.wins_b, m.config) for m in ledger.matches()}
+        return matches, {(p.id, p.model_id, p.config) for p in ledger.promotions()}
+
+
+@pytest.mark.long
+def test_two_configurations_sigkilled_at_random_points_resume(tmp_path: Path) -> None:
+    run_dir, target = tmp_path / "run", 12
+    rng = random.Random(11)
+    seen: tuple[set, set] = (set(), set())
+    for kill in range(3):
+        process = subprocess.Popen(_command(run_dir, target), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            before = _iterations_done(run_dir)
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and _iterations_done(run_dir) <= before:
+                if process.poll() is not None:
+                    pytest.fail(f"run exited early: {process.stderr.read()[-3000:]}")
+                time.sleep(0.2)
+            time.sleep(rng.uniform(0.0, 1.5))
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        committed = _committed(run_dir)
+        assert seen[0] <= committed[0] and seen[1] <= committed[1], f"records lost after kill {kill}"
+        seen = committed
+    result = subprocess.run(_command(run_dir, target), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resumed from iteration" in result.stdout
+    matches, promotions = _committed(run_dir)
+    assert seen[0] <= matches and seen[1] <= promotions
+    with Ledger(run_dir / "ledger.sqlite", readonly=True) as ledger:
+        assert ledger.last_iteration() == target
+        for name in ("tictactoe", "connect4"):
+            assert ledger.champion(name) is not None
+    for name in ("tictactoe", "connect4"):
+        assert (run_dir / "lineages" / name / "checkpoints" / "train" / str(target)).is_dir()
