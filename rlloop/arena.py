@@ -126,6 +126,19 @@ def greedy_player(game: Game) -> Player:
     return Player(name="greedy", act=act)
 
 
+BASELINES = ("random", "greedy")  # the fixed players every gate and gauntlet can use
+
+
+def baseline_players(game: Game, *, prefix: str = "") -> dict[str, Player]:
+    """The fixed baselines for ``game`` by name: ``random`` always, ``greedy`` where its
+    one-ply check is affordable (at most ``GREEDY_MAX_ACTIONS`` actions; not RingRift).
+    ``prefix`` goes before each player's name (a run's lineages name theirs apart)."""
+    players = {"random": random_player(game)}
+    if game.num_actions <= GREEDY_MAX_ACTIONS:
+        players["greedy"] = greedy_player(game)
+    return {name: dataclasses.replace(player, name=prefix + name) for name, player in players.items()}
+
+
 def network_player(
     name: str,
     game: Game,

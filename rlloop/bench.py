@@ -331,29 +331,37 @@ def make_rlloop_selfplay(
     network: Any, params: Any, *, num_simulations: int, batch_size: int, num_moves: int, mesh: Any,
     game_name: str = "connect4", program: str = "shard_map",
 ) -> tuple[Callable[[Any, jax.Array], tuple[Any, Any]], Any, float]:  # fmt: skip
-    """rlloop's self-play chunk, jitted and sharded exactly as :class:`rlloop.loop.Loop` does
-    (``program="shard_map"``: one program per device, ``parallel.jit_selfplay``), or with
+    """rlloop's self-play chunk as the loop builds it (:func:`rlloop.programs.build_programs`;
+    ``program="shard_map"``: one program per device, ``parallel.jit_selfplay``), or with
     ``program="jit"`` as plain ``jax.jit`` with batch shardings, which leaves the split to
     XLA's SPMD partitioner (the reference in the ``devices`` suite).
 
     Returns (``step(states, key) -> (states, chunk)``, the first states, compile seconds).
     """
+    from omegaconf import OmegaConf
+
     from rlloop import parallel
-    from rlloop.search import make_search
-    from rlloop.selfplay import make_selfplay, new_games, policy_slots
+    from rlloop.config import Config
+    from rlloop.programs import build_programs
+    from rlloop.selfplay import new_games
+    from rlloop.train import make_optimizer
 
     game = games.make(game_name)
-    search = make_search(game, network, num_simulations=num_simulations)  # 256 slots
-    play = make_selfplay(
-        game, search, moves_per_chunk=num_moves, temperature_moves=TEMPERATURE_MOVES,
-        policy_slots=policy_slots(game.num_actions, 256),
-    )  # fmt: skip
+    # The loop's own programs (rlloop.programs), from the default config: Gumbel search with
+    # 256 slots, TEMPERATURE_MOVES sampled moves, no random openings.
+    config = OmegaConf.structured(Config)
+    config.search.num_simulations = num_simulations
+    config.loop.moves_per_chunk = num_moves
+    config.loop.temperature_moves = TEMPERATURE_MOVES
+    programs = build_programs(
+        game, network, make_optimizer(config.train), config, mesh, batch_size=batch_size
+    )
     if program == "shard_map":
-        jitted = parallel.jit_selfplay(play, mesh)
+        jitted = programs.play
     elif program == "jit":
         by_game = parallel.batch_sharding(mesh)
         jitted = jax.jit(
-            play,
+            programs.play_local,
             in_shardings=(parallel.replicated(mesh), by_game, parallel.replicated(mesh)),
             out_shardings=(by_game, parallel.batch_sharding(mesh, axis=1)),
         )

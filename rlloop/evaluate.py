@@ -252,17 +252,16 @@ def _opponent_players(
     agent: Any, run_dir: Path, lineage: str | None, args: argparse.Namespace
 ) -> list[Any]:
     from rlloop.agent import champion_steps, load_agent
-    from rlloop.arena import GREEDY_MAX_ACTIONS, greedy_player, random_player
+    from rlloop.arena import BASELINES, baseline_players
 
     players = []
+    baselines = baseline_players(agent.game)
     for name in args.opponents:
-        if name == "random":
-            players.append(random_player(agent.game))
-        elif name == "greedy":
-            if agent.game.num_actions > GREEDY_MAX_ACTIONS:
-                print(f"(greedy skipped: {agent.game.name} has {agent.game.num_actions} actions)")
+        if name in BASELINES:
+            if name not in baselines:
+                print(f"({name} skipped: {agent.game.name} has {agent.game.num_actions} actions)")
                 continue
-            players.append(greedy_player(agent.game))
+            players.append(baselines[name])
         elif name == "champions":
             steps = champion_steps(run_dir, lineage)[-args.max_champions :]
             for step in steps:

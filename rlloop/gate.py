@@ -22,19 +22,18 @@ from typing import Any
 import jax
 
 from rlloop.arena import (
-    GREEDY_MAX_ACTIONS,
+    BASELINES,
     MatchOutcome,
     Player,
-    greedy_player,
+    baseline_players,
     network_player,
     play_match,
-    random_player,
 )
 from rlloop.games.base import Game
 from rlloop.ledger import Ledger
 from rlloop.ratings import MatchResult, fit_bradley_terry, score_interval, sprt
 
-BASELINES = ("random", "greedy")
+__all__ = ["BASELINES", "Gate", "GateDecision", "decide", "screen_passed"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,12 +140,7 @@ class Gate:
             num_simulations=int(gate_config.num_simulations), search_knobs=search_knobs,
         )  # fmt: skip
         self._act = template.act
-        self.baselines = {"random": random_player(game)}
-        if game.num_actions <= GREEDY_MAX_ACTIONS:  # large action spaces (RingRift): random only
-            self.baselines["greedy"] = greedy_player(game)
-        self.baselines = {
-            name: dataclasses.replace(player, name=prefix + name) for name, player in self.baselines.items()
-        }
+        self.baselines = baseline_players(game, prefix=prefix)
 
     def player(self, model_id: str, params: Any) -> Player:
         """The network player for ``model_id`` with ``params``."""

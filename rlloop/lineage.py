@@ -24,8 +24,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlloop import games, parallel
 from rlloop.agent import Agent
+from rlloop.arena import BASELINES
 from rlloop.checkpoints import ChampionCheckpoints, CheckpointError, TrainCheckpoints
-from rlloop.gate import BASELINES, Gate
+from rlloop.gate import Gate
 from rlloop.ledger import Ledger
 from rlloop.networks import init_params, network_from_config
 from rlloop.perfect_play import PERFECT_PLAY_EVENT, PerfectPlayMonitor, default_cache_path
@@ -49,10 +50,13 @@ class DamagedCheckpoint(Exception):
 
 
 def mastery_weight(score: float | None) -> float:
-    """The built-in curriculum: a configuration whose champion scores ``score`` (0..1, draws
-    as half; its worst score against the fixed baselines) gets weight +3 at or below 0.5,
-    falling linearly to -2 at 0.95 and above; None (not measured yet) gets 0. A mastered
-    configuration gets less self-play, one its champion cannot yet handle gets more."""
+    """The built-in curriculum: a configuration whose champion's *mastery* is ``score``
+    (0..1: the share of games its newest gated network did not lose against the fixed
+    baselines, the worst baseline counting; :meth:`Lineage.baseline_score`) gets weight +3 at or below 0.5, falling
+    linearly to -2 at 0.95 and above; None (not measured yet) gets 0. A mastered
+    configuration gets less self-play, one its champion cannot yet handle gets more. Draws
+    count as not lost: in a drawn game such as tic-tac-toe, perfect play draws the one-ply
+    player often and never loses."""
     if score is None or not np.isfinite(score):
         return 0.0
     fraction = min(max((float(score) - 0.5) / 0.45, 0.0), 1.0)
@@ -587,21 +591,26 @@ class Lineage:
 
     # ------------------------------------------------------------------ the scheduler's view
     def baseline_score(self) -> float | None:
-        """The champion's worst score (draws as half) against the fixed baselines in the
-        ledger's anchor matches; None before it played them."""
-        if self.gate is None or not self.champion_id:
+        """The lineage's mastery now: the share of games not lost against its worst fixed
+        baseline by the newest model that played every baseline (the gate's anchor matches:
+        its latest candidate, or its champion); None before any did."""
+        if self.gate is None:
             return None
         names = {player.name for player in self.gate.baselines.values()}
-        totals: dict[str, list[int]] = {}
+        totals: dict[str, dict[str, list[int]]] = {}
+        newest = None
         for match in self.ledger.matches(config=self.name):
-            if match.model_a == self.champion_id and match.model_b in names:
-                counts = totals.setdefault(match.model_b, [0, 0, 0])
-                counts[0] += match.wins_a
-                counts[1] += match.draws
-                counts[2] += match.wins_b
-        if set(totals) != names:
+            if match.model_b not in names:
+                continue
+            counts = totals.setdefault(match.model_a, {}).setdefault(match.model_b, [0, 0, 0])
+            counts[0] += match.wins_a
+            counts[1] += match.draws
+            counts[2] += match.wins_b
+            if set(totals[match.model_a]) == names:
+                newest = match.model_a
+        if newest is None:
             return None
-        return min((w + d / 2) / max(w + d + lo, 1) for w, d, lo in totals.values())
+        return min((w + d) / max(w + d + lo, 1) for w, d, lo in totals[newest].values())
 
     def close(self) -> None:
         if self.perfect_play is not None:

@@ -198,10 +198,26 @@ class Loop:
             if float(lineage.config.train.samples_per_insert) > 0
         }
 
+    def _pressed(self, name: str) -> ReplayPressure | None:
+        """The lineage's backpressure, once it can train (below ``min_replay_size`` nothing
+        consumes its replay yet, and stopping its self-play would stop it for good)."""
+        lineage = self.lineages[name]
+        if len(lineage.replay) < int(lineage.config.train.min_replay_size):
+            return None
+        return self.pressure.get(name)
+
     def _should_stop(self, name: str) -> bool:
-        pressure = self.pressure.get(name)
+        pressure = self._pressed(name)
         stopped = pressure.should_stop(name) if pressure is not None else False
         return stopped or name in self.paused
+
+    def _should_throttle(self, name: str) -> bool:
+        pressure = self._pressed(name)
+        return pressure is not None and pressure.should_throttle(name)
+
+    def _throttle_factor(self, name: str) -> float:
+        pressure = self._pressed(name)
+        return pressure.throttle_factor(name) if pressure is not None else 1.0
 
     def _make_scheduler(self) -> SelfplayScheduler:
         schedule = self.config.schedule
@@ -217,8 +233,8 @@ class Loop:
             curriculum_weights=self._curriculum,
             priority_overrides=lambda: overrides,
             should_stop=self._should_stop,
-            should_throttle=lambda n: n in self.pressure and self.pressure[n].should_throttle(n),
-            throttle_factor=lambda n: self.pressure[n].throttle_factor(n) if n in self.pressure else 1.0,
+            should_throttle=self._should_throttle,
+            throttle_factor=self._throttle_factor,
             warn=float(self.config.resources.memory_warn),
             critical=float(self.config.resources.memory_critical),
             seed=int(schedule.seed),
@@ -512,7 +528,7 @@ class Loop:
         priorities = self.scheduler.priorities()
         lineages = {}
         for name, item in self.lineages.items():
-            pressure = self.pressure.get(name)
+            pressure = self._pressed(name)
             lineages[name] = {
                 "game": item.game.name, "champion": item.champion_id,
                 "share": shares.get(name, 0.0), "picks": self.scheduler.picks.get(name, 0),

@@ -26,8 +26,8 @@ A pick is drawn with probability proportional to priority times the backpressure
 returns None and the caller trains instead of playing.
 
 **Backpressure** from replay (:class:`ReplayPressure`): a configuration's self-play is
-throttled when its replay is ahead of what training consumes by ``throttle_at`` times the
-samples-per-insert target, stopped at ``stop_at`` times, and resumes once it falls back below
+throttled when training owes the samples-per-insert target on ``throttle_at`` chunks of its
+self-play, stopped at ``stop_at`` chunks, and resumes once it falls back below
 ``resume_at``.
 
 **Size** of a chunk (:meth:`target_games`): games per device start at the configuration's
@@ -116,8 +116,9 @@ class ReplayPressure:
     ``added(config, n)`` counts samples put into replay, ``consumed(config, n)`` samples that
     training used. With a samples-per-insert target ``spi`` (trained samples per sample
     added), training has caught up when ``consumed >= spi * added``; the *lead* is
-    ``spi * added - consumed`` samples of training still owed, measured in units of
-    ``chunk_samples`` (one chunk's worth). The signals (the scheduler's injected callables):
+    ``spi * added - consumed`` samples of training still owed, measured in chunks of
+    self-play whose training is owed (units of ``spi * chunk_samples``: one chunk's samples
+    trained ``spi`` times). The signals (the scheduler's injected callables):
 
     - ``should_throttle``: lead >= ``throttle_at`` chunks; ``throttle_factor`` falls linearly
       from 1 at ``throttle_at`` to ``min_factor`` at ``stop_at``;
@@ -162,7 +163,7 @@ class ReplayPressure:
         """Training owed, in chunks (negative: training is ahead)."""
         chunk = self._chunk[config] if isinstance(self._chunk, Mapping) else self._chunk
         owed = self.spi * self._added[config] - self._consumed[config]
-        return owed / max(float(chunk), 1.0)
+        return owed / max(self.spi * float(chunk), 1.0)
 
     def should_stop(self, config: str) -> bool:
         lead = self.lead(config)

@@ -150,3 +150,26 @@ def test_two_configurations_sigkilled_at_random_points_resume(tmp_path: Path) ->
             assert ledger.champion(name) is not None
     for name in ("tictactoe", "connect4"):
         assert (run_dir / "lineages" / name / "checkpoints" / "train" / str(target)).is_dir()
+
+
+def test_critical_memory_pauses_the_largest_lineage_then_all_play_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rlloop import resources
+    from rlloop.resources import Reading
+
+    ok, critical = Reading(0.5, 0.3, 0.1), Reading(0.85, 0.3, 0.1)
+    readings = iter([ok, critical, critical, ok])
+    monkeypatch.setattr(resources, "measure", lambda path: next(readings))
+    config = rlloop.compose([*TWO, "loop.iterations=4", "loop.checkpoint_every=100", "gate.enabled=false"])
+    with rlloop.Loop(config, run_dir=tmp_path) as loop:
+        history = loop.run()
+        assert not loop.paused
+    first = history[0]["config"]
+    second = ({"tictactoe", "connect4"} - {first}).pop()
+    # Before iteration 2 the one lineage with replay pauses; before 3 the other: 3 only trains.
+    assert [h["config"] for h in history[:3]] == [first, second, ""]
+    assert history[3]["config"] in {first, second}
+    with Ledger(tmp_path / "ledger.sqlite", readonly=True) as ledger:
+        events = [(e.payload["action"], e.payload["lineage"]) for e in ledger.events_since(kind="SCHEDULER")]
+    assert events == [("paused", first), ("paused", second), ("resumed", ",".join(sorted([first, second])))]

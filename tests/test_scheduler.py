@@ -60,21 +60,21 @@ def test_backpressure_throttles_then_stops_then_resumes() -> None:
         throttle_factor=pressure.throttle_factor,
     )  # fmt: skip
     assert scheduler.shares() == {"ttt": 0.5, "c4": 0.5}
-    pressure.added("ttt", 50)  # 200 samples of training owed: 2 chunks, throttled
+    pressure.added("ttt", 200)  # 800 samples of training owed: 2 chunks' worth x 4, throttled
     assert pressure.state("ttt") == "throttled" and pressure.throttle_factor("ttt") == 1.0
-    pressure.added("ttt", 25)  # 3 chunks owed: halfway to stop, factor 1 - 0.75 / 2
+    pressure.added("ttt", 100)  # 3 chunks owed: halfway to stop, factor 1 - 0.75 / 2
     assert pressure.throttle_factor("ttt") == pytest.approx(0.625)
     assert scheduler.shares()["ttt"] == pytest.approx(0.625 / 1.625)
-    pressure.added("ttt", 25)  # 4 chunks owed: stopped
+    pressure.added("ttt", 100)  # 4 chunks owed: stopped
     assert pressure.state("ttt") == "stopped" and scheduler.shares()["ttt"] == 0.0
     assert all(scheduler.pick_weighted_config() == "c4" for _ in range(200))
-    pressure.consumed("ttt", 250)  # 1.5 chunks owed: still stopped (hysteresis)
+    pressure.consumed("ttt", 1000)  # 1.5 chunks owed: still stopped (hysteresis)
     assert pressure.state("ttt") == "stopped"
-    pressure.consumed("ttt", 60)  # 0.9 chunks: resumes
+    pressure.consumed("ttt", 240)  # 0.9 chunks: resumes
     assert pressure.state("ttt") == "running"
     assert scheduler.shares() == {"ttt": 0.5, "c4": 0.5}
-    pressure.added("c4", 100)
-    pressure.added("ttt", 100)  # both stopped: nothing to play, the caller trains
+    pressure.added("c4", 400)
+    pressure.added("ttt", 400)  # both stopped: nothing to play, the caller trains
     assert scheduler.pick_weighted_config() is None
 
 
