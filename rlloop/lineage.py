@@ -170,9 +170,19 @@ class Lineage:
             f"games={self.batch_size}"
         )
 
-    def replay_bytes(self) -> int:
-        """Host memory of its replay arrays (the resource guard pauses the largest)."""
-        return int(self.replay.nbytes)
+    def memory_bytes(self) -> int:
+        """What it holds in memory (the loop pauses the largest consumer's self-play when
+        memory is critical): its replay's samples, its training state (parameters and
+        optimiser moments, one copy per device), its champion's parameters, its games and
+        waiting moves. Compiled programs are not counted (XLA does not say)."""
+        def size(tree: Any) -> int:
+            return sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(tree))
+
+        copies = self.num_devices
+        held = self.replay.nbytes + size(self.train_state) * copies + size(self.states)
+        if self.selfplay_params is not None:
+            held += size(self.selfplay_params) * copies
+        return int(held + sum(array.nbytes for array in self.pending.state_dict().values()))
 
     # ------------------------------------------------------------------ resume
     def checkpoint_steps(self) -> list[int]:

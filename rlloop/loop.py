@@ -574,13 +574,15 @@ class Loop:
 
     def _pause_on_memory(self, status: ResourceStatus) -> None:
         """Critical host memory pauses the self-play of the largest consumer still playing
-        (by replay held), one more each iteration while it stays critical; below critical,
+        (:meth:`Lineage.memory_bytes`), one more each iteration while it stays critical, but
+        never the last one playing (a run whose every lineage was paused only spun: nothing
+        played, so nothing was left to train); below critical,
         every paused lineage plays again. A ledger event (``SCHEDULER``) records each."""
         if status.levels["memory"] == "critical":
             playing = [name for name in self.lineages if name not in self.paused]
-            if not playing:
+            if len(playing) <= 1:  # the last one keeps the run moving
                 return
-            largest = max(playing, key=lambda n: self.lineages[n].replay_bytes())
+            largest = max(playing, key=lambda n: self.lineages[n].memory_bytes())
             self.paused.add(largest)
             action, text = "paused", f"memory critical ({status.describe('memory')}): pausing {largest}'s self-play"
         elif self.paused:
