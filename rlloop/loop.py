@@ -537,6 +537,7 @@ class Loop:
                 "lead_chunks": pressure.lead(name) if pressure is not None else None,
                 "paused": name in self.paused, "replay": len(item.replay),
                 "games": item.total_games, "train_step": int(item.train_state.step),
+                "traces": dict(item.programs.traces),
             }  # fmt: skip
         atomic_write_json(self.paths.status, {
             "pid": os.getpid(), "phase": phase, "lineage": lineage,

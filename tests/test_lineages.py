@@ -176,3 +176,28 @@ def test_critical_memory_pauses_the_largest_lineage_then_all_play_again(
     assert action == "paused" and resumed == ("resumed", paused)
     assert [h["config"] for h in history[1:3]] == [other, other]
     assert history[3]["config"] in {"tictactoe", "connect4"}
+
+
+@pytest.mark.long
+def test_twelve_ringrift_configurations_in_one_process_compile_once(tmp_path: Path) -> None:
+    config = rlloop.compose([
+        "schedule=ringrift_all", "loop=smoke", "gate.enabled=false", "loop.iterations=40",
+        "loop.checkpoint_every=1000", "loop.moves_per_chunk=2", "search.num_simulations=2",
+        "search.max_num_considered_actions=2", "train.replay_capacity=100000",
+        "train.min_replay_size=100000",  # no training: the play programs are under test
+        "hardware.num_cpu_devices=1", "perfect_play.enabled=false", "loop.tensorboard=false",
+    ])  # fmt: skip
+    for spec in config.schedule.configurations.values():
+        spec.overrides.append("hardware.games_per_device=2")
+    with rlloop.Loop(config, run_dir=tmp_path) as loop:
+        loop.run()
+        picks = loop.scheduler.picks
+        traces = {name: dict(lineage.programs.traces) for name, lineage in loop.lineages.items()}
+    assert len(traces) == 12 and set(picks) == set(traces), picks
+    for name, counts in traces.items():
+        assert counts == {"play": 1, "new_games": 1}, (name, counts)
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert {name: entry["traces"] for name, entry in status["lineages"].items()} == traces
+    with Ledger(tmp_path / "ledger.sqlite", readonly=True) as ledger:
+        for name in traces:
+            assert ledger.champion(name).id == f"{name}/iter-000000"
