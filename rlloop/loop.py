@@ -427,6 +427,11 @@ class Loop:
             metrics["champion"] = self.lineages[name].champion_id if name else ""
             for other, share in self.scheduler.shares().items():
                 metrics[f"share/{other}"] = share
+        diversity = self.scheduler.diversity_metrics()
+        metrics["diversity/games"] = diversity["games"]
+        for category in ("config", "search_mode", "opponent", "difficulty"):
+            metrics[f"diversity/{category}_entropy"] = diversity[category]["entropy"]
+        metrics["diversity/asymmetric_share"] = diversity["asymmetric_share"]
         if self.resource_status is not None:
             reading = self.resource_status.reading
             metrics.update(memory_used=reading.memory, disk_used=reading.disk,

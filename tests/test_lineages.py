@@ -45,6 +45,9 @@ def test_both_configurations_play_train_and_compile_once(two_config_run: tuple[P
         assert traces == {"play": 1, "train_step": 1, "new_games": 1}, (name, traces)
         assert facts["trained"][name] > 0
     assert {row["config"] for row in facts["history"]} == {"tictactoe", "connect4"}
+    last = facts["history"][-1]
+    assert last["diversity/games"] > 0 and 0 < last["diversity/config_entropy"] <= 1
+    assert last["diversity/asymmetric_share"] == 0.0  # self-play only
     assert all(abs(sum(v for k, v in row.items() if k.startswith("share/")) - 1) < 1e-6
                for row in facts["history"])  # fmt: skip
     for name in ("tictactoe", "connect4"):
