@@ -1143,7 +1143,7 @@ def _schedule_suite(args: argparse.Namespace) -> Iterable[Record]:
         buffer = ReplayBuffer(1, observation_shape=tuple(game.observation_shape),
                               num_actions=game.num_actions, num_players=game.num_players,
                               policy_slots=slots)  # fmt: skip
-        sparse = sum(array.nbytes for array in buffer._data.values())
+        sparse = buffer.bytes_per_sample
         dense = sparse - slots * 8 + game.num_actions * 4
         config = {"game": name, "num_actions": game.num_actions, "policy_slots": slots}
         yield record("schedule_replay_bytes_dense", dense, "bytes/sample", **config)

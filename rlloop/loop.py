@@ -244,7 +244,8 @@ class Loop:
         """Ratings and curriculum weights from the ledger, read once per iteration (the
         scheduler asks for them at every pick and the status at every phase)."""
         if self._inputs is None or self._inputs[0] != self.iteration:
-            self._inputs = (self.iteration, self._read_ratings(), self._read_curriculum())
+            mastery = {name: lineage.baseline_score() for name, lineage in self.lineages.items()}
+            self._inputs = (self.iteration, self._read_ratings(mastery), self._read_curriculum(mastery))
         return self._inputs[1], self._inputs[2]
 
     def _ratings(self) -> dict[str, Rating]:
@@ -253,33 +254,30 @@ class Loop:
     def _curriculum(self) -> dict[str, float]:
         return self._scheduler_inputs()[1]
 
-    def _read_ratings(self) -> dict[str, Rating]:
+    def _read_ratings(self, mastery: dict[str, float | None]) -> dict[str, Rating]:
         """The scheduler's ratings source: each lineage's champion Elo (its own scale, random
-        = 0) and the iterations since its last promotion. A lineage whose champion masters
-        its baselines (score >= 0.95) is not counted as stuck, nor as lagging: it is done
-        rather than behind."""
+        = 0) and the iterations since its last promotion. A lineage whose newest network
+        masters its baselines (``mastery`` >= 0.95) is not counted as stuck, nor as lagging:
+        it is done rather than behind."""
         promoted: dict[str, int] = {}
         for promotion in self.ledger.promotions():
             promoted[promotion.config] = max(promoted.get(promotion.config, 0), promotion.iteration)
         result = {}
         for name, lineage in self.lineages.items():
-            champion = self.ledger.champion(name) if lineage.champion_id else None
-            if (lineage.baseline_score() or 0.0) >= 0.95:
+            if (mastery[name] or 0.0) >= 0.95:
                 result[name] = Rating()
                 continue
+            champion = self.ledger.champion(name) if lineage.champion_id else None
             result[name] = Rating(
                 elo=champion.elo if champion is not None else None,
                 iterations_since_promotion=self.iteration - promoted.get(name, 0),
             )
         return result
 
-    def _read_curriculum(self) -> dict[str, float]:
+    def _read_curriculum(self, mastery: dict[str, float | None]) -> dict[str, float]:
         """Fixed weights from ``schedule.curriculum``; the mastery curriculum for the rest."""
         fixed = {str(k): float(v) for k, v in self.config.schedule.curriculum.items()}
-        return {
-            name: fixed[name] if name in fixed else mastery_weight(lineage.baseline_score())
-            for name, lineage in self.lineages.items()
-        }
+        return {name: fixed[name] if name in fixed else mastery_weight(mastery[name]) for name in self.lineages}
 
     # ------------------------------------------------------------------ resume
     def _resume(self) -> None:
@@ -377,9 +375,8 @@ class Loop:
         checkpoint every N."""
         start = time.perf_counter()
         single = len(self.lineages) == 1
-        picked = time.perf_counter()
         name = self.scheduler.pick_weighted_config()
-        metrics: dict[str, Any] = {"schedule_seconds": time.perf_counter() - picked}
+        metrics: dict[str, Any] = {"schedule_seconds": time.perf_counter() - start}
         active: list[str] = []
         if name is not None:
             self._set_phase("selfplay", name)
@@ -407,9 +404,8 @@ class Loop:
             metrics["train_skipped"] = True
         self.iteration += 1
         for other in active:
-            self.lineages[other].active_iterations += 1
-        for other in active:
             lineage = self.lineages[other]
+            lineage.active_iterations += 1
             if lineage.gate is not None and lineage.active_iterations % int(lineage.config.gate.every) == 0:
                 self._set_phase("gate", other)
                 result = lineage.gate_if_trained(self.iteration)
