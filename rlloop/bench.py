@@ -329,12 +329,16 @@ class _Carried:
 
 def make_rlloop_selfplay(
     network: Any, params: Any, *, num_simulations: int, batch_size: int, num_moves: int, mesh: Any,
-    game_name: str = "connect4", program: str = "shard_map",
+    game_name: str = "connect4", program: str = "shard_map", opponent_mix: float = 0.0,
 ) -> tuple[Callable[[Any, jax.Array], tuple[Any, Any]], Any, float]:  # fmt: skip
     """rlloop's self-play chunk as the loop builds it (:func:`rlloop.programs.build_programs`;
     ``program="shard_map"``: one program per device, ``parallel.jit_selfplay``), or with
     ``program="jit"`` as plain ``jax.jit`` with batch shardings, which leaves the split to
     XLA's SPMD partitioner (the reference in the ``devices`` suite).
+
+    ``opponent_mix`` > 0: the chunk with that share of games against an opponent
+    (``programs.play_against``; the opponent a differently initialised network searching
+    like the player), its states then (games, seats).
 
     Returns (``step(states, key) -> (states, chunk)``, the first states, compile seconds).
     """
@@ -353,6 +357,8 @@ def make_rlloop_selfplay(
     config.search.num_simulations = num_simulations
     config.loop.moves_per_chunk = num_moves
     config.loop.temperature_moves = TEMPERATURE_MOVES
+    config.schedule.opponent_mix = opponent_mix
+    config.hardware.games_per_device = batch_size // mesh.devices.size
     programs = build_programs(
         game, network, make_optimizer(config.train), config, mesh, batch_size=batch_size
     )
@@ -369,6 +375,19 @@ def make_rlloop_selfplay(
         raise ValueError(f"program={program!r}; valid: shard_map, jit")
     params = parallel.put_replicated(params, mesh)
     states = parallel.put_batch(new_games(game, jax.random.key(2), batch_size), mesh)
+    if programs.play_against is not None and program == "shard_map":
+        from rlloop.selfplay import Opponent
+
+        other = jax.tree.map(lambda x: x[::-1] if x.ndim else x, params)  # another network, same shapes
+        opponent = parallel.put_replicated(Opponent(params=other, uniform=jax.numpy.asarray(False)), mesh)
+        compiled, seconds = _compile(programs.play_against, params, opponent, states,
+                                     programs.new_seats(jax.random.key(3)), jax.random.key(0))  # fmt: skip
+
+        def step_against(carry: Any, key: jax.Array) -> tuple[Any, Any]:
+            games_now, seats, chunk = compiled(params, opponent, *carry, key)
+            return (games_now, seats), chunk
+
+        return step_against, (states, programs.new_seats(jax.random.key(3))), seconds
     compiled, seconds = _compile(jitted, params, states, jax.random.key(0))
 
     def step(states: Any, key: jax.Array) -> tuple[Any, Any]:
@@ -1180,6 +1199,21 @@ def _schedule_suite(args: argparse.Namespace) -> Iterable[Record]:
     # Two switches more in the alternating round (a|b|a|b: 3 switches vs a a|b b: 1).
     yield record("schedule_switch_cost", (switch_seconds - same_seconds) / 2 / (same_seconds / 4)
                  * 100, "% of a chunk", **config)  # fmt: skip
+
+    # Asymmetric games (schedule.opponent_mix): the opponent's search runs on its games on
+    # top of the player's search on every game, so a chunk should cost about 1 + mix.
+    mix = 0.25
+    chunks = {}
+    for share in (0.0, mix):
+        step, states, _ = make_rlloop_selfplay(
+            *_network_and_params("2x32", "connect4"), num_simulations=sims, batch_size=batch,
+            num_moves=moves, mesh=mesh, game_name="connect4", opponent_mix=share,
+        )  # fmt: skip
+        chunks[share] = _Carried(step, states)
+    plain, against = time_interleaved([chunks[0.0], chunks[mix]], args)
+    config = {"game": "connect4", "net": "2x32", "simulations": sims, "batch_size": batch,
+              "moves_per_chunk": moves, "opponent_mix": mix}  # fmt: skip
+    yield record("schedule_opponent_mix_cost", against / plain, "x self-play chunk", **config)
 
 
 SUITES["schedule"] = _schedule_suite

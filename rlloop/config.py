@@ -259,6 +259,12 @@ class ScheduleConfig:
     curriculum: dict[str, float] = dataclasses.field(default_factory=dict)
     backpressure: BackpressureConfig = dataclasses.field(default_factory=BackpressureConfig)
     seed: int = 0  # the scheduler's picks
+    # Share (0..1) of every lineage's self-play games played against an opponent instead of
+    # itself (asymmetric games): the network plays one seat, the opponent the others. The
+    # opponent, drawn each iteration, is one of the lineage's newest ``opponent_pool``
+    # earlier champions or the uniformly random player (rlloop.selfplay.make_selfplay_against).
+    opponent_mix: float = 0.0
+    opponent_pool: int = 3
 
 
 @dataclasses.dataclass
@@ -390,6 +396,10 @@ def validate(config: DictConfig) -> DictConfig:
         )
     if not 0 < pressure.min_factor <= 1:
         problems.append(f"schedule.backpressure.min_factor={pressure.min_factor} must be in (0, 1]")
+    if not 0 <= schedule.opponent_mix <= 1:
+        problems.append(f"schedule.opponent_mix={schedule.opponent_mix} must be in [0, 1] (a share of the games)")
+    if schedule.opponent_pool < 0:
+        problems.append(f"schedule.opponent_pool={schedule.opponent_pool} must be >= 0 (earlier champions)")
     if problems:
         raise ValueError("invalid rlloop config:\n  " + "\n  ".join(problems))
     if schedule.configurations:

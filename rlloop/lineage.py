@@ -36,6 +36,7 @@ from rlloop.programs import build_programs
 from rlloop.replay import PendingGames, ReplayBuffer, quality_problems
 from rlloop.runs import LineageDir, atomic_savez
 from rlloop.search import search_knobs
+from rlloop.selfplay import Opponent
 from rlloop.telemetry import Telemetry
 from rlloop.train import TrainState, init_train_state, make_optimizer
 
@@ -122,6 +123,13 @@ class Lineage:
         # Entries kept of each policy target: the search's slots (selfplay.policy_slots).
         self.policy_slots = self.programs.policy_slots
         self.states = self.programs.new_games(jax.random.fold_in(root_key, 2))
+        # Asymmetric games (schedule.opponent_mix): the network's seat per game (-1:
+        # self-play), the opponent of this iteration and earlier champions' parameters.
+        self.seats = None
+        if self.programs.new_seats is not None:
+            self.seats = self.programs.new_seats(jax.random.fold_in(root_key, 3))
+        self.opponent_id = ""
+        self._opponents: dict[str, Any] = {}
         self.pending = self._new_pending()
         self.replay = self._new_replay()
         self.iteration = 0  # the run's iteration this lineage's state belongs to
@@ -180,6 +188,7 @@ class Lineage:
 
         copies = self.num_devices
         held = self.replay.nbytes + size(self.train_state) * copies + size(self.states)
+        held += size(self.seats) + size(list(self._opponents.values())) * copies
         if self.selfplay_params is not None:
             held += size(self.selfplay_params) * copies
         return int(held + sum(array.nbytes for array in self.pending.state_dict().values()))
@@ -205,6 +214,7 @@ class Lineage:
             raise DamagedCheckpoint(f"{type(error).__name__}: {error}") from error
         self.train_state, self.states = items["state"], items["selfplay"]
         self.replay, self.pending = replay, pending
+        self._restore_seats(meta.get("seats"))
         self.iteration = int(meta["iteration"])
         self.active_iterations = int(meta.get("active_iterations", self.iteration))
         self.total_games = int(meta.get("total_games", 0))
@@ -214,6 +224,16 @@ class Lineage:
         self._key = jax.random.wrap_key_data(np.asarray(meta["key"], dtype=np.uint32))
         self._rng.bit_generator.state = meta["numpy_rng"]
         return meta
+
+    def _restore_seats(self, saved: list[int] | None) -> None:
+        """The network's seat in each asymmetric game, as saved with the games. A checkpoint
+        without them (written with another ``opponent_mix``) keeps this lineage's fresh seats:
+        a game then in progress may turn asymmetric, or back to self-play, mid-game."""
+        if self.seats is None or saved is None or len(saved) != self.seats.shape[0]:
+            if self.seats is not None:
+                self.message("the checkpoint has no seats for this opponent_mix: asymmetric games get new seats")
+            return
+        self.seats = parallel.put_batch(np.asarray(saved, dtype=np.int32), self.mesh)
 
     def _check_checkpoint_fits(self, meta: dict[str, Any]) -> None:
         """Refuse a checkpoint of another game or network shape (CheckpointError)."""
@@ -397,12 +417,20 @@ class Lineage:
         lengths: list[np.ndarray] = []
         root_values: list[float] = []
         refused: list[str] = []
+        against = np.zeros(2)  # asymmetric games finished, the network's score in them
+        opponent = self._choose_opponent() if self.seats is not None else None
         for _ in range(int(self.config.loop.chunks_per_iteration)):
             self._swap_champion_if_promoted()
             params = self.selfplay_params if self.gate is not None else self.params
-            self.states, chunk = self.programs.play(params, self.states, self.next_key())
+            if opponent is None:
+                self.states, chunk = self.programs.play(params, self.states, self.next_key())
+            else:
+                self.states, self.seats, chunk = self.programs.play_against(
+                    params, opponent(params), self.states, self.seats, self.next_key()
+                )
             self.chunks_played += 1
             chunk = jax.device_get(chunk)
+            against += _asymmetric_results(chunk)
             samples = self.pending.add(chunk)
             problems = quality_problems(
                 samples, min_mean_game_length=float(self.config.train.min_mean_game_length)
@@ -425,7 +453,15 @@ class Lineage:
         self.total_games += games_done
         self.total_moves += moves
         all_lengths = np.concatenate(lengths) if lengths else np.zeros(0)
+        asymmetric = {}
+        if opponent is not None:
+            asymmetric = {
+                "opponent": self.opponent_id,
+                "opponent_games": int(against[0]),
+                "opponent_score": float(against[1] / against[0]) if against[0] else float("nan"),
+            }
         return {
+            **asymmetric,
             "selfplay_seconds": seconds,
             "games": self.total_games,
             "games_this_iteration": games_done,
@@ -438,6 +474,32 @@ class Lineage:
             "replay_size": len(self.replay),
             "data_refused": bool(refused),
         }
+
+    def opponent_pool(self) -> list[str]:
+        """Who asymmetric games are played against: the newest ``schedule.opponent_pool``
+        earlier champions (retired in the ledger, their checkpoint still on disk), newest
+        first, and the uniformly random baseline."""
+        kept = set(self.champions.steps())
+        earlier = []
+        for model in reversed(self.ledger.models("retired", config=self.name)):
+            step = _champion_step(model.checkpoint)
+            if step in kept and len(earlier) < int(self.config.schedule.opponent_pool):
+                earlier.append(model.id)
+        return [*earlier, self.prefix + "random"]
+
+    def _choose_opponent(self) -> Any:
+        """Draw this iteration's opponent from :meth:`opponent_pool` (uniformly); returns a
+        function of the network's parameters giving the :class:`~rlloop.selfplay.Opponent`."""
+        pool = self.opponent_pool()
+        self.opponent_id = pool[int(self._rng.integers(len(pool)))]
+        if self.opponent_id == self.prefix + "random":
+            return lambda params: Opponent(params=params, uniform=np.bool_(True))
+        if self.opponent_id not in self._opponents:
+            step = _champion_step(next(m for m in self.ledger.models() if m.id == self.opponent_id).checkpoint)
+            items, _ = self.champions.restore(step, {"params": self.train_state.params})
+            self._opponents = {self.opponent_id: items["params"]}  # one held at a time
+        opponent = Opponent(params=self._opponents[self.opponent_id], uniform=np.bool_(False))
+        return lambda params: opponent
 
     def train_steps_due(self) -> int:
         """Optimiser steps this iteration: ``steps_per_iteration``, or with
@@ -528,6 +590,7 @@ class Lineage:
                 "pending_waiting": self.pending.num_waiting,
                 "key": np.asarray(jax.random.key_data(self._key)).tolist(),
                 "numpy_rng": self._rng.bit_generator.state,
+                **({"seats": np.asarray(self.seats).tolist()} if self.seats is not None else {}),
                 **(extra or {}),
             },
         )
@@ -627,3 +690,20 @@ class Lineage:
             self.perfect_play.close()
         self.checkpoints.close()
         self.champions.close()
+
+
+def _champion_step(checkpoint: str | None) -> int | None:
+    """The step of a ledger checkpoint ``champions/<step>``; None for anything else."""
+    folder, _, step = str(checkpoint or "").partition("/")
+    return int(step) if folder == "champions" and step.isdigit() else None
+
+
+def _asymmetric_results(chunk: Any) -> np.ndarray:
+    """[asymmetric games that ended in ``chunk``, the network's points in them]: 1 a win
+    (reward > 0), 0.5 a draw (0), 0 a loss."""
+    ended = np.asarray(chunk["done"]) & (np.asarray(chunk["seat"]) >= 0)
+    if not ended.any():
+        return np.zeros(2)
+    seats = np.asarray(chunk["seat"])[ended]
+    rewards = np.asarray(chunk["final_rewards"])[ended][np.arange(seats.size), seats]
+    return np.array([seats.size, float(np.sum(rewards > 0) + 0.5 * np.sum(rewards == 0))])

@@ -349,10 +349,11 @@ class Loop:
         metrics = lineage.selfplay(self.iteration + 1)
         if name in self.pressure:
             self.pressure[name].added(name, metrics["samples_added"])
-        self.scheduler.track_diversity(
-            name, games=metrics["games_this_iteration"],
-            search_mode=str(lineage.config.search.algorithm.value), opponent="self",
-        )  # fmt: skip
+        mode = str(lineage.config.search.algorithm.value)
+        against = int(metrics.get("opponent_games", 0))
+        self.scheduler.track_diversity(name, games=metrics["games_this_iteration"] - against, search_mode=mode)
+        if against:
+            self.scheduler.track_diversity(name, games=against, search_mode=mode, opponent=metrics["opponent"])
         return metrics
 
     def train(self, name: str) -> dict[str, Any]:
@@ -538,6 +539,7 @@ class Loop:
                 "lead_chunks": pressure.lead(name) if pressure is not None else None,
                 "paused": name in self.paused, "replay": len(item.replay),
                 "games": item.total_games, "train_step": int(item.train_state.step),
+                "opponent": item.opponent_id,
                 "traces": dict(item.programs.traces),
             }  # fmt: skip
         atomic_write_json(self.paths.status, {

@@ -97,32 +97,35 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def jit_selfplay(play: Any, mesh: Mesh) -> Any:
+def jit_selfplay(play: Any, mesh: Mesh, *, against: bool = False) -> Any:
     """``play(params, states[B], key) -> (states[B], chunk[T, B])`` jitted over ``mesh``, one
     independent program per device (``shard_map``): each device plays its own games with its
     own key (``key`` folded with the device's index) and never talks to the others.
+
+    ``against``: ``play(params, opponent, states[B], seats[B], key) -> (states, seats,
+    chunk)`` instead (``selfplay.make_selfplay_against``; the opponent replicated, seats
+    split like the games).
 
     Plain ``jit`` with batch shardings lets XLA's SPMD partitioner split the vmapped program;
     for search and rules engines it inserted all-gathers and all-reduces inside the while
     loops (48 in RingRift's chunk: every loop condition, the top-k, gathers and scatters),
     which kept two CPU devices in lock step at ~1.2x one device's throughput.
     """
-    spec_games = PartitionSpec(DATA_AXIS)
+    games, chunk, whole = PartitionSpec(DATA_AXIS), PartitionSpec(None, DATA_AXIS), PartitionSpec()
 
-    def local(params: Any, states: Any, key: jax.Array) -> Any:
-        return play(params, states, jax.random.fold_in(key, jax.lax.axis_index(DATA_AXIS)))
+    def local(*args: Any) -> Any:
+        *rest, key = args
+        return play(*rest, jax.random.fold_in(key, jax.lax.axis_index(DATA_AXIS)))
 
-    mapped = jax.shard_map(
-        local,
-        mesh=mesh,
-        in_specs=(PartitionSpec(), spec_games, PartitionSpec()),
-        out_specs=(spec_games, PartitionSpec(None, DATA_AXIS)),
-        check_vma=False,
-    )
+    # Arguments: params, [opponent,] states, [seats,] key; results: states, [seats,] chunk.
+    in_specs = (whole, whole, games, games, whole) if against else (whole, games, whole)
+    out_specs = (games, games, chunk) if against else (games, chunk)
+    mapped = jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+    shardings = {whole: replicated(mesh), games: batch_sharding(mesh), chunk: batch_sharding(mesh, axis=1)}
     return jax.jit(
         mapped,
-        in_shardings=(replicated(mesh), batch_sharding(mesh), replicated(mesh)),
-        out_shardings=(batch_sharding(mesh), batch_sharding(mesh, axis=1)),
+        in_shardings=tuple(shardings[spec] for spec in in_specs),
+        out_shardings=tuple(shardings[spec] for spec in out_specs),
     )
 
 

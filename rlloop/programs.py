@@ -20,10 +20,10 @@ import jax
 from rlloop import parallel
 from rlloop.games.base import Game
 from rlloop.search import search_from_config
-from rlloop.selfplay import make_selfplay, new_games, policy_slots
+from rlloop.selfplay import make_selfplay, make_selfplay_against, new_games, new_seats, policy_slots
 from rlloop.train import make_train_step, stack_symmetries
 
-__all__ = ["DevicePrograms", "build_programs"]
+__all__ = ["DevicePrograms", "build_programs", "opponent_games"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,8 +37,13 @@ class DevicePrograms:
       donated;
     - ``new_games(key) -> states[B]``: jitted, games split over the mesh;
     - ``policy_slots``: entries kept of each policy target (``selfplay.policy_slots``);
+    - ``play_against(params, opponent, states[B], seats[B], key) -> (states, seats, chunk)``
+      and ``new_seats(key) -> seats[B]``: with ``schedule.opponent_mix`` > 0, the chunk in
+      which the first ``opponent_games`` games of every device are played against an
+      opponent (``selfplay.make_selfplay_against``), jitted over the mesh; else None;
+    - ``opponent_games``: asymmetric games per device (:func:`opponent_games`);
     - ``traces``: how often JAX traced each program (``play``, ``train_step``,
-      ``new_games``): once per configuration when shapes stay static, which is what
+      ``new_games``, ``play_against``): once per configuration when shapes stay static, which is what
       compiling once means (tests assert it).
     """
 
@@ -47,6 +52,9 @@ class DevicePrograms:
     train_step: Callable[..., Any]
     new_games: Callable[[jax.Array], Any]
     policy_slots: int
+    play_against: Callable[..., Any] | None = None
+    new_seats: Callable[[jax.Array], Any] | None = None
+    opponent_games: int = 0
     traces: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
 
 
@@ -62,6 +70,16 @@ def _counted(traces: collections.Counter[str], name: str, function: Callable[...
     return traced
 
 
+def opponent_games(config: Any) -> int:
+    """Games per device played against an opponent: ``schedule.opponent_mix`` of
+    ``hardware.games_per_device``, rounded (at least one when the mix is above 0)."""
+    mix = float(config.schedule.opponent_mix)
+    if mix <= 0:
+        return 0
+    per_device = int(config.hardware.games_per_device)
+    return min(per_device, max(1, round(mix * per_device)))
+
+
 def build_programs(
     game: Game, network: Any, optimizer: Any, config: Any, mesh: Any, *, batch_size: int
 ) -> DevicePrograms:
@@ -69,15 +87,14 @@ def build_programs(
     ``config`` needs ``search``, ``loop`` and ``train`` nodes (``rlloop.config.Config``)."""
     slots = policy_slots(game.num_actions, int(config.search.max_actions))
     search = search_from_config(game, network, config.search)
-    play = make_selfplay(
-        game,
-        search,
+    knobs = dict(
         moves_per_chunk=int(config.loop.moves_per_chunk),
         temperature_moves=int(config.loop.temperature_moves),
         random_opening_moves=int(config.loop.random_opening_moves),
         max_forced_moves=int(config.loop.max_forced_moves),
         policy_slots=slots,
     )
+    play = make_selfplay(game, search, **knobs)
     replicated = parallel.replicated(mesh)
     tables = stack_symmetries(game.symmetries()) if config.train.augment else None
     train_step = make_train_step(
@@ -91,6 +108,21 @@ def build_programs(
     fresh = functools.partial(
         new_games, game, batch_size=batch_size, random_opening_moves=int(config.loop.random_opening_moves)
     )
+    against = opponent_games(config)
+    play_against = seats = None
+    if against:
+        per_device = int(config.hardware.games_per_device)
+        play_against = parallel.jit_selfplay(
+            _counted(traces, "play_against", make_selfplay_against(game, search, opponent_games=against, **knobs)),
+            mesh,
+            against=True,
+        )
+
+        def fresh_seats(key: jax.Array) -> jax.Array:  # every device's first ``against`` games
+            keys = jax.random.split(key, mesh.devices.size)
+            return jax.vmap(lambda k: new_seats(k, per_device, against, game.num_players))(keys).reshape(-1)
+
+        seats = jax.jit(fresh_seats, out_shardings=parallel.batch_sharding(mesh))
     return DevicePrograms(
         play=parallel.jit_selfplay(_counted(traces, "play", play), mesh),
         play_local=play,
@@ -102,5 +134,8 @@ def build_programs(
         ),
         new_games=jax.jit(_counted(traces, "new_games", fresh), out_shardings=parallel.batch_sharding(mesh)),
         policy_slots=slots,
+        play_against=play_against,
+        new_seats=seats,
+        opponent_games=against,
         traces=traces,
     )

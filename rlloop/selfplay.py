@@ -24,8 +24,9 @@ import jax.numpy as jnp
 from rlloop.games.base import Game, State, play_forced, select_games
 from rlloop.search import SearchFn, greedy_action
 
-__all__ = ["SelfplayChunk", "dense_policy", "make_selfplay", "new_games", "play_forced",
-           "policy_slots", "random_opening", "reset_finished", "sparse_policy"]
+__all__ = ["Opponent", "SelfplayChunk", "dense_policy", "make_selfplay", "make_selfplay_against",
+           "new_games", "new_seats", "play_forced", "policy_slots", "random_opening",
+           "reset_finished", "sparse_policy"]
 
 
 @chex.dataclass(frozen=True)
@@ -46,6 +47,9 @@ class SelfplayChunk:
     game_length: jax.Array  # [T, B] int32, moves in the game that ended (0 unless done)
     terminated: jax.Array  # [T, B] bool, ended by the rules (not truncation)
     forced: jax.Array  # [T, B] bool, the mover had one legal action (no choice to learn)
+    # The network's seat in an asymmetric game against an opponent (make_selfplay_against),
+    # -1 in self-play.
+    seat: jax.Array  # [T, B] int32
 
 
 def policy_slots(num_actions: int, max_actions: int) -> int:
@@ -138,22 +142,138 @@ def make_selfplay(
     action): pass :func:`policy_slots` of the search's ``max_actions``.
     Not jitted here: the caller jits it with its shardings.
     """
-    slots = game.num_actions if policy_slots is None else int(policy_slots)
-    if not 1 <= slots <= game.num_actions:
-        raise ValueError(f"policy_slots={policy_slots} must be in [1, {game.num_actions}]")
+    mover = _Mover(game, search, temperature_moves, random_opening_moves, max_forced_moves,
+                   _checked_slots(game, policy_slots))  # fmt: skip
 
     def one_move(params: Any, states: State, key: jax.Array) -> tuple[State, SelfplayChunk]:
         search_key, reset_key = jax.random.split(key)
-        output = search(params, search_key, states)
-        policy_actions, policy_weights = sparse_policy(output.action_weights, slots)
+        output, action = mover.search(params, states, search_key)
+        next_states, sample = mover.step(states, output, action)
+        return mover.reset(next_states, reset_key), sample
+
+    def play(params: Any, states: State, key: jax.Array) -> tuple[State, SelfplayChunk]:
+        def body(states: State, move_key: jax.Array) -> tuple[State, SelfplayChunk]:
+            return one_move(params, states, move_key)
+
+        return jax.lax.scan(body, states, jax.random.split(key, moves_per_chunk))
+
+    return play
+
+
+@chex.dataclass(frozen=True)
+class Opponent:
+    """Who the network plays in asymmetric games (:func:`make_selfplay_against`)."""
+
+    params: Any  # an earlier network's parameters (ignored when ``uniform``)
+    uniform: jax.Array  # [] bool: play uniformly random legal moves instead of searching
+
+
+def new_seats(key: jax.Array, batch_size: int, opponent_games: int, num_players: int) -> jax.Array:
+    """Seats of a fresh batch (:func:`make_selfplay_against`): the network's seat, uniform,
+    in each of the first ``opponent_games`` games, -1 (self-play) in the rest. int32 [B]."""
+    seats = jax.random.randint(key, (batch_size,), 0, num_players, dtype=jnp.int32)
+    return jnp.where(jnp.arange(batch_size) < opponent_games, seats, -1)
+
+
+def make_selfplay_against(
+    game: Game,
+    search: SearchFn,
+    *,
+    opponent_games: int,
+    moves_per_chunk: int,
+    temperature_moves: int,
+    random_opening_moves: int = 0,
+    max_forced_moves: int = 0,
+    policy_slots: int | None = None,
+) -> Callable[..., tuple[State, jax.Array, SelfplayChunk]]:
+    """Self-play in which the first ``opponent_games`` games of the batch are asymmetric:
+    ``play(params, opponent, states[B], seats[B], key) -> (states, seats, SelfplayChunk)``.
+
+    In game ``b`` < ``opponent_games`` the network (``params``) plays seat ``seats[b]`` and
+    the :class:`Opponent` every other seat (an earlier champion searching with the same
+    search, or uniformly random moves); the other games are self-play as in
+    :func:`make_selfplay`, whose knobs this takes. A finished asymmetric game restarts with
+    a new uniform seat, so the network plays every seat equally often (``seats`` are
+    carried to the next chunk with the games).
+
+    Every position is searched with ``params`` and recorded with that search's policy and
+    root value, also where the opponent moves (the network's search ran there too: its
+    target is as good as at its own moves); the value target is the game's outcome.
+    ``SelfplayChunk.seat`` says which games were asymmetric. The opponent's search runs on
+    the first ``opponent_games`` games only: a chunk costs ``B + opponent_games`` searches.
+    """
+    mover = _Mover(game, search, temperature_moves, random_opening_moves, max_forced_moves,
+                   _checked_slots(game, policy_slots))  # fmt: skip
+    asymmetric = int(opponent_games)
+
+    def opponent_action(opponent: Opponent, states: State, key: jax.Array) -> jax.Array:
+        def uniform(states: State) -> jax.Array:
+            mask = states.legal_action_mask
+            logits = jnp.where(mask.any(axis=-1, keepdims=True), jnp.where(mask, 0.0, -jnp.inf), 0.0)
+            return jax.random.categorical(key, logits).astype(jnp.int32)
+
+        def searched(states: State) -> jax.Array:
+            return mover.search(opponent.params, states, key)[1]
+
+        return jax.lax.cond(opponent.uniform, uniform, searched, states)
+
+    def one_move(params: Any, opponent: Opponent, carry: tuple[State, jax.Array], key: jax.Array):
+        states, seats = carry
+        search_key, opponent_key, reset_key, seat_key = jax.random.split(key, 4)
+        output, action = mover.search(params, states, search_key)
+        head = jax.tree.map(lambda x: x[:asymmetric], states)
+        theirs = opponent_action(opponent, head, opponent_key)
+        opponent_moves = (seats[:asymmetric] >= 0) & (head.current_player != seats[:asymmetric])
+        action = action.at[:asymmetric].set(jnp.where(opponent_moves, theirs, action[:asymmetric]))
+        next_states, sample = mover.step(states, output, action)
+        sample = sample.replace(seat=seats)
+        done = next_states.terminated | next_states.truncated
+        fresh = new_seats(seat_key, seats.shape[0], asymmetric, game.num_players)
+        seats = jnp.where(done & (seats >= 0), fresh, seats)
+        return (mover.reset(next_states, reset_key), seats), sample
+
+    def play(params: Any, opponent: Opponent, states: State, seats: jax.Array, key: jax.Array):
+        def body(carry: tuple[State, jax.Array], move_key: jax.Array):
+            return one_move(params, opponent, carry, move_key)
+
+        (states, seats), chunk = jax.lax.scan(body, (states, seats), jax.random.split(key, moves_per_chunk))
+        return states, seats, chunk
+
+    return play
+
+
+def _checked_slots(game: Game, policy_slots: int | None) -> int:
+    slots = game.num_actions if policy_slots is None else int(policy_slots)
+    if not 1 <= slots <= game.num_actions:
+        raise ValueError(f"policy_slots={policy_slots} must be in [1, {game.num_actions}]")
+    return slots
+
+
+class _Mover:
+    """The parts of one self-play move both chunk programs share: search and choose, step
+    and record, restart finished games."""
+
+    def __init__(self, game: Game, search: SearchFn, temperature_moves: int, random_opening_moves: int,
+                 max_forced_moves: int, slots: int) -> None:  # fmt: skip
+        self.game, self.search_fn, self.slots = game, search, slots
+        self.temperature_moves = temperature_moves
+        self.random_opening_moves = random_opening_moves
+        self.max_forced_moves = max_forced_moves
+
+    def search(self, params: Any, states: State, key: jax.Array) -> tuple[Any, jax.Array]:
+        """(search output, the move: sampled before ``temperature_moves``, greedy after)."""
+        output = self.search_fn(params, key, states)
         # Both mctx policies already sample ``action`` (Gumbel noise; visit counts at
         # temperature 1 for PUCT): that is the exploratory move.
-        explore = states.step_count < temperature_moves
-        greedy = greedy_action(output)
-        action = jnp.where(explore, output.action, greedy).astype(jnp.int32)
+        explore = states.step_count < self.temperature_moves
+        return output, jnp.where(explore, output.action, greedy_action(output)).astype(jnp.int32)
+
+    def step(self, states: State, output: Any, action: jax.Array) -> tuple[State, SelfplayChunk]:
+        game = self.game
+        policy_actions, policy_weights = sparse_policy(output.action_weights, self.slots)
         observation = jax.vmap(game.observe)(states, states.current_player)
         next_states = jax.vmap(game.step)(states, action)
-        next_states = play_forced(game, next_states, max_forced_moves)
+        next_states = play_forced(game, next_states, self.max_forced_moves)
         done = next_states.terminated | next_states.truncated
         sample = SelfplayChunk(
             observation=observation,
@@ -166,16 +286,9 @@ def make_selfplay(
             game_length=jnp.where(done, next_states.step_count, 0),
             terminated=next_states.terminated,
             forced=jnp.sum(states.legal_action_mask, axis=-1) <= 1,
-        )
-        next_states = reset_finished(
-            game, next_states, reset_key, random_opening_moves=random_opening_moves
+            seat=jnp.full(done.shape, -1, jnp.int32),
         )
         return next_states, sample
 
-    def play(params: Any, states: State, key: jax.Array) -> tuple[State, SelfplayChunk]:
-        def body(states: State, move_key: jax.Array) -> tuple[State, SelfplayChunk]:
-            return one_move(params, states, move_key)
-
-        return jax.lax.scan(body, states, jax.random.split(key, moves_per_chunk))
-
-    return play
+    def reset(self, states: State, key: jax.Array) -> State:
+        return reset_finished(self.game, states, key, random_opening_moves=self.random_opening_moves)

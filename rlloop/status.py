@@ -92,7 +92,7 @@ def gather(run_dir: str | Path, *, now: float | None = None) -> dict[str, Any]:
     for name in names:
         own = scheduled.get(name, {})
         configuration: dict[str, Any] = {"name": name, "share": own.get("share", 1.0 if len(names) == 1 else None)}
-        for key in ("picks", "priority", "backpressure", "lead_chunks", "paused", "replay", "games"):
+        for key in ("picks", "priority", "backpressure", "lead_chunks", "paused", "replay", "games", "opponent"):
             if key in own:
                 configuration[key] = own[key]
         configuration.update(views.get(name, {}))
@@ -221,7 +221,8 @@ def render(status: dict[str, Any]) -> str:
                 text += ", PAUSED (memory)"
             lines.append(text)
         if "games" in config:
-            lines.append(f"    {config['games']:,} games, replay {config.get('replay', 0):,}")
+            against = f"; asymmetric games against {config['opponent']}" if config.get("opponent") else ""
+            lines.append(f"    {config['games']:,} games, replay {config.get('replay', 0):,}{against}")
     for warning in status.get("resource_warnings", []):
         lines.append(f"  resource warning: {warning['resource']} {warning['level']} "
                      f"({warning['value']:.0%}) at iteration {warning['iteration']}")  # fmt: skip

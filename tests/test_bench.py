@@ -146,10 +146,13 @@ def test_schedule_suite_times_picks_and_program_switches(
     assert bench.main(["--suite", "schedule", *QUICK]) == 0
     lines = {json.loads(line)["name"]: json.loads(line) for line in capsys.readouterr().out.splitlines()}
     assert set(lines) == {"schedule_pick", "schedule_chunk_seconds", "schedule_switch_cost",
-                          "schedule_replay_bytes_dense", "schedule_replay_bytes_sparse"}
+                          "schedule_replay_bytes_dense", "schedule_replay_bytes_sparse",
+                          "schedule_opponent_mix_cost"}
     assert lines["schedule_replay_bytes_sparse"]["value"] < lines["schedule_replay_bytes_dense"]["value"]
     assert lines["schedule_pick"]["unit"] == "us" and 0 < lines["schedule_pick"]["value"] < 1e5
     assert lines["schedule_pick"]["config"]["configs"] == 12
     assert lines["schedule_chunk_seconds"]["value"] > 0
     # A difference of two timings: its sign is noise when switching costs nothing.
     assert lines["schedule_switch_cost"]["unit"] == "% of a chunk"
+    assert lines["schedule_opponent_mix_cost"]["value"] > 0
+    assert lines["schedule_opponent_mix_cost"]["config"]["opponent_mix"] == 0.25
