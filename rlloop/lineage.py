@@ -418,6 +418,7 @@ class Lineage:
         root_values: list[float] = []
         refused: list[str] = []
         against = np.zeros(2)  # asymmetric games finished, the network's score in them
+        entropies = np.zeros(3)  # positions with a choice, sums of both policies' entropies
         opponent = self._choose_opponent() if self.seats is not None else None
         for _ in range(int(self.config.loop.chunks_per_iteration)):
             self._swap_champion_if_promoted()
@@ -431,6 +432,8 @@ class Lineage:
             self.chunks_played += 1
             chunk = jax.device_get(chunk)
             against += _asymmetric_results(chunk)
+            choice = ~np.asarray(chunk["forced"])
+            entropies += (choice.sum(), chunk["policy_entropy"][choice].sum(), chunk["prior_entropy"][choice].sum())
             samples = self.pending.add(chunk)
             problems = quality_problems(
                 samples, min_mean_game_length=float(self.config.train.min_mean_game_length)
@@ -467,8 +470,13 @@ class Lineage:
             "games_this_iteration": games_done,
             "games_per_second": games_done / seconds,
             "moves_per_second": moves / seconds,
+            "moves_this_iteration": moves,
             "mean_game_length": float(all_lengths.mean()) if all_lengths.size else float("nan"),
             "mean_root_value": float(np.mean(root_values)),
+            # Mean entropy (nats) over positions with a choice: search's improved policy, the
+            # network's own (learning health: a collapse to 0 or a flat policy shows here).
+            "policy_entropy": float(entropies[1] / entropies[0]) if entropies[0] else float("nan"),
+            "prior_entropy": float(entropies[2] / entropies[0]) if entropies[0] else float("nan"),
             "samples_added": added,
             "samples_waiting": self.pending.num_waiting,
             "replay_size": len(self.replay),

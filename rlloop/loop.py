@@ -50,6 +50,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlloop import config as config_lib
 from rlloop import parallel
 from rlloop.checkpoints import CheckpointError
+from rlloop.health import LearningHealth
 from rlloop.ledger import Ledger
 from rlloop.lineage import DamagedCheckpoint, Lineage, mastery_weight
 from rlloop.resources import ResourceGuard, ResourceStatus
@@ -104,6 +105,7 @@ class Loop:
         self.telemetry = Telemetry(
             self.run_dir, tensorboard=bool(config.loop.tensorboard), enabled=self.is_main_process
         )
+        self.health = LearningHealth(self.run_dir, enabled=self.is_main_process)
         single = len(configs) == 1
         self.ledger = Ledger(self.paths.ledger, config=next(iter(configs)) if single else "")
         self.lineages: dict[str, Lineage] = {}
@@ -381,7 +383,9 @@ class Loop:
         active: list[str] = []
         if name is not None:
             self._set_phase("selfplay", name)
-            metrics.update(self.selfplay(name))
+            played = self.selfplay(name)
+            self.health.record(name, played)
+            metrics.update(played)
             active.append(name)
         else:
             self.telemetry.message(
@@ -395,6 +399,7 @@ class Loop:
                 continue
             self._set_phase("train", other)
             result = self.train(other)
+            self.health.record(other, result)
             if other == name or single:
                 metrics.update(result)
             elif not result.get("train_skipped"):
@@ -442,9 +447,22 @@ class Loop:
             config=name or "",
         )
         self.history.append({"iteration": self.iteration, **metrics})
+        self.write_health(metrics["iteration_seconds"])
         console = self.iteration % int(self.config.loop.log_every) == 0
         self.telemetry.iteration(self.iteration, metrics, console=console)
         return metrics
+
+    def write_health(self, seconds: float) -> None:
+        """Close this iteration (``seconds`` of wall time) in ``learning_health.json``."""
+        self.health.write(self.iteration, seconds=seconds, ledger=self.ledger, lineages={
+            name: {
+                "champion": lineage.champion_id, "replay": len(lineage.replay),
+                "capacity": lineage.replay.capacity, "batch_size": int(lineage.config.train.batch_size),
+                "samples_added": lineage.replay.total_added,
+                "samples_trained": int(lineage.train_state.step) * int(lineage.config.train.batch_size),
+            }
+            for name, lineage in self.lineages.items()
+        })  # fmt: skip
 
     def _gate_at_end(self) -> None:
         """The run ended by its iteration count or its budget: judge every final network."""

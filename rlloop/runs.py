@@ -117,6 +117,18 @@ class RunDir:
         return self.root / "status.json"
 
     @property
+    def learning_health(self) -> Path:
+        return self.root / "learning_health.json"
+
+    @property
+    def learning_health_history(self) -> Path:
+        return self.root / "learning_health.jsonl"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
     def tensorboard(self) -> Path:
         return self.root / "tb"
 

@@ -24,8 +24,8 @@ import jax.numpy as jnp
 from rlloop.games.base import Game, State, play_forced, select_games
 from rlloop.search import SearchFn, greedy_action
 
-__all__ = ["Opponent", "SelfplayChunk", "dense_policy", "make_selfplay", "make_selfplay_against",
-           "new_games", "new_seats", "play_forced", "policy_slots", "random_opening",
+__all__ = ["Opponent", "SelfplayChunk", "dense_policy", "entropy", "make_selfplay",
+           "make_selfplay_against", "new_games", "new_seats", "play_forced", "policy_slots", "random_opening",
            "reset_finished", "sparse_policy"]
 
 
@@ -50,6 +50,10 @@ class SelfplayChunk:
     # The network's seat in an asymmetric game against an opponent (make_selfplay_against),
     # -1 in self-play.
     seat: jax.Array  # [T, B] int32
+    # Entropy (nats) of search's improved policy and of the network's own policy at the root
+    # (its prior over the searched actions; PUCT's Dirichlet noise included): learning health.
+    policy_entropy: jax.Array  # [T, B] float32
+    prior_entropy: jax.Array  # [T, B] float32
 
 
 def policy_slots(num_actions: int, max_actions: int) -> int:
@@ -242,6 +246,14 @@ def make_selfplay_against(
     return play
 
 
+def entropy(logits: jax.Array) -> jax.Array:
+    """Entropy in nats of ``softmax(logits)`` over the last axis ([..., A] -> [...]); logits
+    at the dtype's minimum (masked actions) count as probability 0."""
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    p = jnp.exp(log_p)
+    return -jnp.sum(jnp.where(p > 0, p * log_p, 0.0), axis=-1)
+
+
 def _checked_slots(game: Game, policy_slots: int | None) -> int:
     slots = game.num_actions if policy_slots is None else int(policy_slots)
     if not 1 <= slots <= game.num_actions:
@@ -287,6 +299,8 @@ class _Mover:
             terminated=next_states.terminated,
             forced=jnp.sum(states.legal_action_mask, axis=-1) <= 1,
             seat=jnp.full(done.shape, -1, jnp.int32),
+            policy_entropy=entropy(jnp.log(jnp.maximum(output.action_weights, 1e-30))),
+            prior_entropy=entropy(output.search_tree.children_prior_logits[:, 0]),
         )
         return next_states, sample
 

@@ -109,6 +109,11 @@ def gather(run_dir: str | Path, *, now: float | None = None) -> dict[str, Any]:
         status["resource_warnings"] = _resource_warnings(run.ledger)
     if loop.get("diversity"):
         status["diversity"] = loop["diversity"]
+    if run.learning_health.is_file():
+        try:
+            status["health"] = json.loads(run.learning_health.read_text())
+        except (OSError, json.JSONDecodeError) as error:  # written atomically: not by rlloop
+            status["health_error"] = f"{run.learning_health} does not read ({error})"
     return status
 
 
@@ -169,6 +174,31 @@ def _ago(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _health_lines(health: dict[str, Any]) -> list[str]:
+    """learning_health.json in two or three lines (rlloop.health.FIELDS says what each is)."""
+    def number(value: Any, template: str) -> str:
+        return template.format(value) if isinstance(value, int | float) else "-"
+
+    lines = [
+        f"  learning health (iteration {health.get('iteration')}): "
+        f"samples {number(health.get('samples_generated_per_second'), '{:,.0f}')}/s made, "
+        f"{number(health.get('samples_consumed_per_second'), '{:,.0f}')}/s trained; "
+        f"optimiser step {number(health.get('training_time_avg_ms'), '{:,.1f}')} ms; "
+        f"Elo trend {number(health.get('recent_reward_trend'), '{:+.0f}')} %"
+    ]
+    if health.get("inner_episode_throughput") is not None:
+        lines.append(f"    side trainers: {health['inner_episode_throughput']:.2f} models/s, "
+                     f"{health.get('models_trained_total') or 0:,} models")  # fmt: skip
+    for name, config in (health.get("configurations") or {}).items():
+        lines.append(
+            f"    {name}: policy entropy {number(config.get('policy_entropy'), '{:.2f}')} "
+            f"(raw {number(config.get('raw_policy_entropy'), '{:.2f}')}), "
+            f"replay {number(config.get('replay_fill'), '{:.0%}')} full, "
+            f"{config.get('iterations_since_promotion')} iterations since a promotion"
+        )
+    return lines
+
+
 def render(status: dict[str, Any]) -> str:
     """The status as lines of text."""
     loop, rates = status["loop"], status["selfplay"]
@@ -226,6 +256,11 @@ def render(status: dict[str, Any]) -> str:
     for warning in status.get("resource_warnings", []):
         lines.append(f"  resource warning: {warning['resource']} {warning['level']} "
                      f"({warning['value']:.0%}) at iteration {warning['iteration']}")  # fmt: skip
+    health = status.get("health")
+    if health:
+        lines.extend(_health_lines(health))
+    if status.get("health_error"):
+        lines.append(f"  learning health: {status['health_error']}")
     diversity = status.get("diversity")
     if diversity and diversity.get("games"):
         parts = [f"{category} entropy {diversity[category]['entropy']:.2f}"

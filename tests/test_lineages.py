@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import rlloop
+from rlloop.health import read_history
 from rlloop.ledger import Ledger
 
 TWO = ["schedule=small_games_smoke", "loop=smoke", "gate=smoke", "gate.every=2",
@@ -54,6 +55,24 @@ def test_both_configurations_play_train_and_compile_once(two_config_run: tuple[P
         home = run_dir / "lineages" / name
         assert (home / "config.yaml").is_file() and (home / "checkpoints" / "train" / "8").is_dir()
         assert (home / "replay" / "replay-8.npz").is_file()
+
+
+def test_learning_health_is_current_for_every_configuration(two_config_run: tuple[Path, dict]) -> None:
+    run_dir, facts = two_config_run
+    health = json.loads((run_dir / "learning_health.json").read_text())
+    assert health["iteration"] == 8 and set(health["configurations"]) == {"tictactoe", "connect4"}
+    assert [d["iteration"] for d in read_history(run_dir)] == list(range(1, 9))
+    with Ledger(run_dir / "ledger.sqlite", readonly=True) as ledger:
+        champions = {name: ledger.champion(name).id for name in ("tictactoe", "connect4")}
+    assert health["current_best_policy"] == champions
+    for name, config in health["configurations"].items():
+        assert config["current_best_policy"] == champions[name]
+        assert config["policy_entropy"] > 0 and config["raw_policy_entropy"] > 0
+        assert 0 < config["replay_fill"] <= 1 and config["training_time_avg_ms"] > 0
+    total = sum(c["selfplay_games_per_second"] for c in health["configurations"].values())
+    assert health["selfplay_games_per_second"] == pytest.approx(total)
+    played = [row for row in facts["history"] if "policy_entropy" in row]
+    assert played and all(0 < row["policy_entropy"] < row["prior_entropy"] + 1 for row in played)
 
 
 def test_each_lineage_has_its_own_models_matches_and_champion(two_config_run: tuple[Path, dict]) -> None:
@@ -141,6 +160,8 @@ def test_two_configurations_sigkilled_at_random_points_resume(tmp_path: Path) ->
             process.wait()
         committed = _committed(run_dir)
         assert seen[0] <= committed[0] and seen[1] <= committed[1], f"records lost after kill {kill}"
+        health = json.loads((run_dir / "learning_health.json").read_text())  # whole after a kill
+        assert set(health["configurations"]) == {"tictactoe", "connect4"}
         seen = committed
     result = subprocess.run(_command(run_dir, target), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
