@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rlloop import progress
 from rlloop.games.base import Game, State
 from rlloop.search import evaluate, greedy_action, make_search
 from rlloop.selfplay import new_games, play_forced
@@ -256,5 +257,5 @@ def gauntlet(
             game, candidate, opponent, num_games=num_games, key=jax.random.fold_in(key, index),
             opening_moves=opening_moves,
         )
-        for index, opponent in enumerate(opponents)
+        for index, opponent in enumerate(progress.each(opponents, f"{candidate.name} vs", unit="match"))
     ]

@@ -1293,8 +1293,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.devices is None:
         args.devices = default_devices()
     set_host_devices(args.devices)
+    from rlloop import progress
+
     for suite in args.suite or sorted(SUITES):
-        for line in SUITES[suite](args):
+        for line in progress.each(SUITES[suite](args), f"bench {suite}", unit="figure"):
             print(json.dumps(line), flush=True)
     return 0
 

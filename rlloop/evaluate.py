@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rlloop import progress
 from rlloop.runs import RunDir, atomic_write_json
 
 EXIT_BAD_INPUT = 2
@@ -137,7 +138,7 @@ def cmd_perfect_play(args: argparse.Namespace) -> dict[str, Any]:
     else:
         targets = [(which, step)]
     evaluations = []
-    for target_which, target_step in targets:
+    for target_which, target_step in progress.each(targets, "perfect play", unit="model"):
         agent = load_agent(run_dir, step=target_step, which=target_which, lineage=lineage)
         label = _label(run_dir, target_which, target_step, lineage)
         if not agent.game.perfect_play:

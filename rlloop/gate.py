@@ -21,6 +21,7 @@ from typing import Any
 
 import jax
 
+from rlloop import progress
 from rlloop.arena import (
     BASELINES,
     MatchOutcome,
@@ -187,15 +188,21 @@ class Gate:
         config = self.config
         keys = jax.random.split(key, 2 + len(self.baselines))
         screen_counts = deep_counts = None
-        if int(config.screen_games):
-            screen = self._match(candidate, champion, int(config.screen_games), "screen", iteration, keys[0])
-            screen_counts = (screen.wins_a, screen.draws, screen.wins_b)
-        if screen_passed(config, screen_counts) and int(config.deep_games):
-            deep = self._match(candidate, champion, int(config.deep_games), "deep", iteration, keys[1])
-            deep_counts = (deep.wins_a, deep.draws, deep.wins_b)
-        for index, baseline in enumerate(self.baselines.values()):
-            if int(config.anchor_games):
-                self._match(candidate, baseline, int(config.anchor_games), "anchor", iteration, keys[2 + index])
+        planned = (int(config.screen_games) + int(config.deep_games)
+                   + int(config.anchor_games) * len(self.baselines))  # fmt: skip
+        with progress.bar(planned, f"gate {candidate.name}", unit="game") as games:
+            if int(config.screen_games):
+                screen = self._match(candidate, champion, int(config.screen_games), "screen", iteration, keys[0])
+                screen_counts = (screen.wins_a, screen.draws, screen.wins_b)
+                games.update(int(config.screen_games))
+            if screen_passed(config, screen_counts) and int(config.deep_games):
+                deep = self._match(candidate, champion, int(config.deep_games), "deep", iteration, keys[1])
+                deep_counts = (deep.wins_a, deep.draws, deep.wins_b)
+            games.update(int(config.deep_games))  # played or skipped
+            for index, baseline in enumerate(self.baselines.values()):
+                if int(config.anchor_games):
+                    self._match(candidate, baseline, int(config.anchor_games), "anchor", iteration, keys[2 + index])
+                    games.update(int(config.anchor_games))
         elo = self.refit_ratings()
         return decide(
             config, screen=screen_counts, deep=deep_counts,

@@ -14,8 +14,10 @@ every lineage has its own Elo scale anchored at its own random player.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -192,6 +194,18 @@ class Lineage:
         if self.selfplay_params is not None:
             held += size(self.selfplay_params) * copies
         return int(held + sum(array.nbytes for array in self.pending.state_dict().values()))
+
+    @contextlib.contextmanager
+    def _compiling(self, program: str, what: str) -> Iterator[None]:
+        """Around a program's call: its first call compiles (tens of seconds for RingRift),
+        so that one says so on the console, with the time it took."""
+        first = not self.programs.traces[program]
+        if first:
+            self.message(f"compiling the {what} ({program}) for {self.name}: the first call takes a while")
+        start = time.perf_counter()
+        yield
+        if first:
+            self.message(f"{program} for {self.name} compiled and ran in {time.perf_counter() - start:.1f} s")
 
     # ------------------------------------------------------------------ resume
     def checkpoint_steps(self) -> list[int]:
@@ -423,14 +437,15 @@ class Lineage:
         for _ in range(int(self.config.loop.chunks_per_iteration)):
             self._swap_champion_if_promoted()
             params = self.selfplay_params if self.gate is not None else self.params
-            if opponent is None:
-                self.states, chunk = self.programs.play(params, self.states, self.next_key())
-            else:
-                self.states, self.seats, chunk = self.programs.play_against(
-                    params, opponent(params), self.states, self.seats, self.next_key()
-                )
+            with self._compiling("play" if opponent is None else "play_against", "self-play chunk"):
+                if opponent is None:
+                    self.states, chunk = self.programs.play(params, self.states, self.next_key())
+                else:
+                    self.states, self.seats, chunk = self.programs.play_against(
+                        params, opponent(params), self.states, self.seats, self.next_key()
+                    )
+                chunk = jax.device_get(chunk)
             self.chunks_played += 1
-            chunk = jax.device_get(chunk)
             against += _asymmetric_results(chunk)
             choice = ~np.asarray(chunk["forced"])
             entropies += (choice.sum(), chunk["policy_entropy"][choice].sum(), chunk["prior_entropy"][choice].sum())
@@ -553,9 +568,12 @@ class Lineage:
         keys = jax.random.split(self.next_key(), int(train_config.steps_per_iteration))
         step_metrics = []
         for index in range(due):
-            self.train_state, metrics = self.programs.train_step(
-                self.train_state, batches, np.int32(index), keys[index]
-            )
+            with self._compiling("train_step", "train step"):
+                self.train_state, metrics = self.programs.train_step(
+                    self.train_state, batches, np.int32(index), keys[index]
+                )
+                if not index:
+                    jax.block_until_ready(metrics)
             step_metrics.append(metrics)
             if (index + 1) % SYNC_EVERY_STEPS == 0:
                 # Queuing many calls that hold a cross-device all-reduce has aborted XLA:CPU

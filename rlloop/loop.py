@@ -421,6 +421,8 @@ class Loop:
                 lineage.score_perfect_play(lineage.model_id(self.iteration), lineage.snapshot_params())
         for lineage in self.lineages.values():
             lineage.collect_perfect_play()
+        if any(v is True for k, v in metrics.items() if k.endswith("gate_promoted")):
+            self.draw_plots()
         metrics["iteration_seconds"] = time.perf_counter() - start
         if single:
             metrics["champion"] = self.lineage.champion_id
@@ -451,6 +453,19 @@ class Loop:
         console = self.iteration % int(self.config.loop.log_every) == 0
         self.telemetry.iteration(self.iteration, metrics, console=console)
         return metrics
+
+    def draw_plots(self) -> None:
+        """Redraw ``<run>/plots/`` (``rlloop.plot``) if ``loop.plots``; a failure is reported,
+        never raised: plots must not stop a run."""
+        if not self.is_main_process or not self.config.loop.plots:
+            return
+        self._set_phase("plot")
+        try:
+            from rlloop.plot import plot_run
+
+            plot_run(self.run_dir)
+        except Exception as error:  # any plotting failure costs only the plots
+            self.telemetry.message(f"[rlloop] warning: plots not drawn ({type(error).__name__}: {error})")
 
     def write_health(self, seconds: float) -> None:
         """Close this iteration (``seconds`` of wall time) in ``learning_health.json``."""

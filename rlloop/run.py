@@ -33,6 +33,8 @@ def main(config: DictConfig) -> None:
 
     # Orbax logs every save at INFO through absl; keep the console for progress lines.
     logging.getLogger("absl").setLevel(logging.WARNING)
+    # JAX reports at INFO that it found no TPU on every machine without one.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
     try:
         validate(config)

@@ -24,7 +24,7 @@ TWO = ["schedule=small_games_smoke", "loop=smoke", "gate=smoke", "gate.every=2",
 @pytest.fixture(scope="module")
 def two_config_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     run_dir = tmp_path_factory.mktemp("two") / "run"
-    config = rlloop.compose([*TWO, "loop.iterations=8", "loop.checkpoint_every=4"])
+    config = rlloop.compose([*TWO, "loop.iterations=8", "loop.checkpoint_every=4", "loop.plots=true"])
     with rlloop.Loop(config, run_dir=run_dir) as loop:
         loop.run()
         facts = {
@@ -71,6 +71,8 @@ def test_learning_health_is_current_for_every_configuration(two_config_run: tupl
         assert 0 < config["replay_fill"] <= 1 and config["training_time_avg_ms"] > 0
     total = sum(c["selfplay_games_per_second"] for c in health["configurations"].values())
     assert health["selfplay_games_per_second"] == pytest.approx(total)
+    # Plots were redrawn at the promotions (loop.plots).
+    assert {"elo.png", "lineage.png", "losses.png"} <= {p.name for p in (run_dir / "plots").glob("*.png")}
     played = [row for row in facts["history"] if "policy_entropy" in row]
     assert played and all(0 < row["policy_entropy"] < row["prior_entropy"] + 1 for row in played)
 
