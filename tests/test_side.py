@@ -266,6 +266,16 @@ def test_tree_player_beats_random_on_tictactoe(tictactoe_snapshot: SideSnapshot,
     # Measured: 76-84 wins, 8-13 losses over seeds 0-2. Taking immediate wins alone (the value
     # read with the wrong sign) won 52-55 and lost 43: the value model must be read right.
     assert outcome.wins_a > 3 * outcome.wins_b, outcome
+    # Games with more actions than max_candidates consider the move model's favourite legal
+    # ones only (RingRift); the choice must stay legal.
+    narrow = tree_player(game, load_tree_models(tmp_path, game), max_candidates=2)
+    states = jax.vmap(game.init)(jax.random.split(jax.random.key(0), 64))
+    for step in range(5):
+        actions = jax.jit(narrow.act)(narrow.params, jax.random.key(step), states)
+        live = ~(states.terminated | states.truncated)
+        legal = jnp.take_along_axis(states.legal_action_mask, actions[:, None], axis=1)[:, 0]
+        assert bool(jnp.all(legal | ~live))
+        states = jax.vmap(game.step)(states, actions)
 
 
 def test_gauntlet_loads_the_tree_player_from_the_run_folder(
