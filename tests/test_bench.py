@@ -153,3 +153,12 @@ def test_schedule_suite_times_picks_and_program_switches(
     assert lines["schedule_chunk_seconds"]["value"] > 0
     # A difference of two timings: its sign is noise when switching costs nothing.
     assert lines["schedule_switch_cost"]["unit"] == "% of a chunk"
+
+
+def test_side_suite_measures_models_per_second(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = run_suites(capsys, "side")
+    assert {(line["name"], line["config"]["kind"]) for line in lines} == {
+        (name, kind) for name in ("side_models_per_second", "side_job_seconds")
+        for kind in ("value", "move")
+    }  # fmt: skip
+    assert all(line["config"]["samples"] == 400 for line in lines)
