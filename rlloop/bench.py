@@ -28,6 +28,9 @@ Suites:
             mean length of random games (first game of each of 64 slots), and self-play
             with search (2x32 net, 8 simulations, batch 64) in moves/s and games/s
             (= moves/s / that mean length). No reference engine runs in-process.
+  side      side trainers (rlloop.side) on the CPU profile's pool (1 worker x 1 thread):
+            models/s and seconds per value and move job, default config (100 trees, 3 folds)
+            on 20,000 Connect Four positions and a small one (10 trees, 2,000 positions).
 
 GPU sizes (``scripts/gpu_check.sh``): ``--selfplay-config NET:SIMS:BATCH`` (nets 2x32, 4x64,
 6x128), ``--train-net/--train-batch/--train-steps``, ``--ringrift-batches`` and
@@ -1217,6 +1220,58 @@ def _schedule_suite(args: argparse.Namespace) -> Iterable[Record]:
 
 
 SUITES["schedule"] = _schedule_suite
+
+
+# -------------------------------------------------------------------------------- side
+def _side_suite(args: argparse.Namespace) -> Iterable[Record]:
+    """Side trainers (``rlloop.side``) through a real ``SidePool`` sized as ``hardware=cpu``
+    (1 worker x 1 LightGBM thread, niced 10): models/s (boosters fitted per second of job
+    wall time: k folds + the final model per job) and seconds per job, for value and move
+    jobs, with the default config (100 trees, 3 folds) on the standard snapshot, 20,000
+    Connect Four positions of random play (``side.max_samples``), and a small config (10
+    trees, 3 folds, 2,000 positions). ``--quick``: 3 trees on 400 positions."""
+    import dataclasses
+    import tempfile
+
+    import numpy as np
+
+    from rlloop.side.jobs import TrainerSettings, model_jobs
+    from rlloop.side.pool import SidePool
+    from rlloop.side.snapshot import random_play_samples, snapshot_from_samples
+
+    game = games.make("connect4")
+    configs = ([("quick", 400, TrainerSettings(trees=3))] if args.quick else
+               [("default", 20_000, TrainerSettings()), ("small", 2_000, TrainerSettings(trees=10))])  # fmt: skip
+    largest = max(size for _, size, _ in configs)
+    samples = random_play_samples(game, jax.random.key(0), num_games=largest // 20 + 1)
+    snapshot = snapshot_from_samples(game, samples, iteration=0)
+    repeats = 1 if args.quick else 3
+    with tempfile.TemporaryDirectory() as out, SidePool(workers=1, threads=1, nice=10) as pool:
+        for label, size, settings in configs:
+            cut = np.arange(min(size, snapshot.num_samples))
+            part = dataclasses.replace(snapshot, features=snapshot.features[cut],
+                                       value=snapshot.value[cut], move=snapshot.move[cut])  # fmt: skip
+            for iteration in range(repeats):
+                for job in model_jobs(dataclasses.replace(part, iteration=iteration),
+                                      lineage=label, out_dir=out, settings=settings,
+                                      timeout_seconds=600):  # fmt: skip
+                    pool.submit(job)
+            results = pool.wait(3600)
+            failed = [f"{r.job_id}: {r.reason}" for r in results if not r.ok]
+            if failed or len(results) != 2 * repeats:
+                raise RuntimeError(f"side suite, {label} config: jobs failed: {failed}")
+            for kind in ("value", "move"):
+                done = [r for r in results if r.kind == kind]
+                seconds = sum(r.seconds for r in done)
+                config = {"config": label, "kind": kind, "game": game.name, "samples": len(cut),
+                          "trees": settings.trees, "folds": settings.folds, "workers": 1,
+                          "threads": 1, "jobs": len(done)}  # fmt: skip
+                yield record("side_models_per_second", sum(r.models_trained for r in done) / seconds,
+                             "models/s", **config)  # fmt: skip
+                yield record("side_job_seconds", seconds / len(done), "s", **config)
+
+
+SUITES["side"] = _side_suite
 
 
 def default_devices() -> int:

@@ -190,6 +190,29 @@ class PerfectPlayConfig:
 
 
 @dataclasses.dataclass
+class SideConfig:
+    """Side trainers (``rlloop.side``): LightGBM value and move models fitted on each
+    lineage's replay by worker processes on the host CPUs (``hardware.side_workers`` x
+    ``hardware.side_threads``) while the device loop runs. Defaults: the original system's
+    inner trainers (100 trees, 3 folds, 60 s per job)."""
+
+    enabled: bool = False
+    every: int = 5  # a snapshot of each lineage's replay every N of its iterations
+    trees: int = 100  # boosting rounds per model
+    folds: int = 3  # k-fold metrics: k models, then the final one on the whole training part
+    timeout_seconds: float = 60.0  # a job running longer is killed (its worker is replaced)
+    holdout_fraction: float = 0.1  # of each snapshot, never trained on: the overfitting check
+    max_samples: int = 20_000  # samples per snapshot (drawn without replacement)
+    max_move_classes: int = 32  # the move model predicts the N most often preferred actions
+    learning_rate: float = 0.1
+    num_leaves: int = 31
+    # Niceness added in the workers (0 = none; the CPU profile's 10 keeps the device loop's
+    # cores for the device loop on a 2-core machine).
+    nice: int = 10
+    seed: int = 0
+
+
+@dataclasses.dataclass
 class HardwareConfig:
     """The machine: devices, games per device, host workers. Appended with ``+hardware=NAME``."""
 
@@ -278,6 +301,7 @@ class Config:
     loop: LoopConfig = dataclasses.field(default_factory=LoopConfig)
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)
     perfect_play: PerfectPlayConfig = dataclasses.field(default_factory=PerfectPlayConfig)
+    side: SideConfig = dataclasses.field(default_factory=SideConfig)
     hardware: HardwareConfig = dataclasses.field(default_factory=HardwareConfig)
     resources: ResourcesConfig = dataclasses.field(default_factory=ResourcesConfig)
     schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
@@ -379,6 +403,7 @@ def validate(config: DictConfig) -> DictConfig:
         problems.append(f"perfect_play.simulations={list(config.perfect_play.simulations)} must be >= 0")
     if config.perfect_play.budget_seconds < 0:
         problems.append(f"perfect_play.budget_seconds={config.perfect_play.budget_seconds} must be >= 0")
+    problems += _side_problems(config.side)
     schedule = config.schedule
     for name, spec in schedule.configurations.items():
         if not 3 <= spec.priority <= 8:
@@ -411,6 +436,24 @@ def validate(config: DictConfig) -> DictConfig:
             except ValueError as error:
                 raise ValueError(f"schedule.configurations.{name}: {error}") from None
     return config
+
+
+def _side_problems(side: DictConfig) -> list[str]:
+    problems = []
+    for key in ("every", "trees", "timeout_seconds", "max_samples", "learning_rate"):
+        if not side[key] > 0:
+            problems.append(f"side.{key}={side[key]!r} must be > 0")
+    if side.folds < 2:
+        problems.append(f"side.folds={side.folds} must be >= 2 (k-fold metrics need two folds)")
+    if not 0 <= side.holdout_fraction < 0.5:
+        problems.append(f"side.holdout_fraction={side.holdout_fraction} must be in [0, 0.5)")
+    if side.max_move_classes < 2:
+        problems.append(f"side.max_move_classes={side.max_move_classes} must be >= 2")
+    if side.num_leaves < 2:
+        problems.append(f"side.num_leaves={side.num_leaves} must be >= 2")
+    if not 0 <= side.nice <= 19:
+        problems.append(f"side.nice={side.nice} must be in [0, 19] (0: not niced)")
+    return problems
 
 
 # Groups a lineage may select (``group=option``) and the keys it may set; the rest of the

@@ -11,8 +11,9 @@ show, a PNG next to it; ``--out`` defaults to ``<run>/evaluation``):
     run kept; the PNG shows mistake rates over the run's champions (with the loop's own
     in-run scores from the ledger).
 ``gauntlet RUN``
-    The run's agent against baselines (random, one-ply greedy) and the run's earlier
-    champions; Bradley-Terry Elo anchored at random = 0 with 95% intervals. The PNG shows the
+    The run's agent against baselines (random, one-ply greedy), the run's earlier champions
+    and, with ``--opponents tree``, the tree-model player of the run's side trainers
+    (``rlloop.side.player``); Bradley-Terry Elo anchored at random = 0 with 95% intervals. The PNG shows the
     Elo of the run's champions recorded by the gate.
 ``match A B``
     Two agents head to head, seats swapped in pairs: W/D/L, score with its interval, Elo
@@ -35,6 +36,9 @@ from rlloop import progress
 from rlloop.runs import RunDir, atomic_write_json
 
 EXIT_BAD_INPUT = 2
+# Gauntlet opponents: the fixed baselines, the side trainers' tree-model player (the run's
+# newest side models, rlloop.side), the run's earlier champions.
+OPPONENTS = ("random", "greedy", "tree", "champions")
 
 
 # ------------------------------------------------------------------------------- agents
@@ -268,8 +272,13 @@ def _opponent_players(
             for step in steps:
                 earlier = load_agent(run_dir, step=step, which="champion", lineage=lineage)
                 players.append(_network_player(f"champion-{step}", earlier, args.simulations))
+        elif name == "tree":
+            from rlloop.agent import resolve_lineage
+            from rlloop.side.player import load_tree_player
+
+            players.append(load_tree_player(run_dir, resolve_lineage(run_dir, lineage), agent.game))
         else:
-            raise ValueError(f"unknown opponent {name!r}; valid: random, greedy, champions")
+            raise ValueError(f"unknown opponent {name!r}; valid: {', '.join(OPPONENTS)}")
     return players
 
 
@@ -448,7 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = commands.add_parser("gauntlet", help="an agent against baselines and earlier champions")
     sub.add_argument("run", help="run directory or agent spec")
-    sub.add_argument("--opponents", nargs="+", default=["random", "greedy", "champions"])
+    sub.add_argument("--opponents", nargs="+", default=["random", "greedy", "champions"],
+                     choices=OPPONENTS, metavar="OPPONENT",
+                     help=f"any of {', '.join(OPPONENTS)} (tree: the newest side-trainer "
+                          "models of the run's lineage)")  # fmt: skip
     sub.add_argument("--max-champions", type=int, default=5, help="the newest N earlier champions")
     sub.add_argument("--games", type=int, default=200, help="games per opponent (even)")
     sub.add_argument("--simulations", type=int, default=16)

@@ -273,6 +273,16 @@ class ReplayBuffer:
         index = rng.integers(0, self._size, size=(num_batches, batch_size))
         return {name: self._data[name][index] for name in SAMPLE_FIELDS}
 
+    def snapshot(self, rng: np.random.Generator, *, max_samples: int) -> Samples:
+        """Up to ``max_samples`` distinct samples (drawn without replacement, in random
+        order) as copies: each field [M, ...] with M = min(max_samples, len(self)). For
+        consumers that must not see a sample twice (the side trainers' folds and holdout)."""
+        if max_samples <= 0:
+            raise ValueError(f"max_samples must be > 0, got {max_samples}")
+        count = min(max_samples, self._size)
+        index = rng.permutation(self._size)[:count]
+        return {name: self._data[name][index] for name in SAMPLE_FIELDS}
+
     def save(self, path: str | Path) -> None:
         """Write the buffer to ``path`` (.npz), atomically (temp file then rename)."""
         atomic_savez(

@@ -11,6 +11,8 @@ half-written.
         checkpoints/train/       the latest N training checkpoints (Orbax)
         checkpoints/champions/   promoted models (Orbax)
         replay/                  replay-<step>.npz, pending-<step>.npz beside each checkpoint
+        side/                    side-trainer models (``rlloop.side``): <kind>-<iteration>.txt
+                                 (LightGBM text) and <kind>-<iteration>.json (its report)
     <run>/metrics.jsonl          one JSON object per iteration
     <run>/status.json            what the loop is doing now (``python -m rlloop.status``)
     <run>/tb/                    TensorBoard
@@ -19,7 +21,8 @@ half-written.
 A run written before lineages (rlloop before lineages, 2026-12-04) kept its one configuration's
 ``checkpoints/`` and ``replay/`` at the top; :meth:`RunDir.lineage` then points there.
 
-Writes: :func:`atomic_write_text`, :func:`atomic_write_json` and :func:`atomic_savez` write
+Writes: :func:`atomic_write_bytes`, :func:`atomic_write_text`, :func:`atomic_write_json` and
+:func:`atomic_savez` write
 to a temporary file beside the target and rename it over the target (atomic on POSIX), so a
 reader or a crash sees the old file or the new one, never a part. :func:`json_default` is
 the one encoder of numpy and JAX values for ``json.dumps``.
@@ -32,7 +35,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LineageDir", "RunDir", "atomic_savez", "atomic_write_json", "atomic_write_text", "json_default"]
+__all__ = ["LineageDir", "RunDir", "atomic_savez", "atomic_write_bytes", "atomic_write_json",
+           "atomic_write_text", "json_default"]
 
 
 class LineageDir:
@@ -66,6 +70,11 @@ class LineageDir:
 
     def pending_file(self, step: int) -> Path:
         return self.replay_dir / f"pending-{step}.npz"
+
+    @property
+    def side_dir(self) -> Path:
+        """Side-trainer models and their reports (``rlloop.side``)."""
+        return self.root / "side"
 
 
 class RunDir:
@@ -156,20 +165,25 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def atomic_write_text(path: str | Path, text: str, *, durable: bool = True) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename; ``durable=False``
+def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename; ``durable=False``
     skips the fsync (readers still never see a part; a power cut may keep the old file)."""
     path = Path(path)
     temporary = _temporary(path)
     try:
-        with temporary.open("w") as handle:
-            handle.write(text)
+        with temporary.open("wb") as handle:
+            handle.write(data)
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
         temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str, *, durable: bool = True) -> None:
+    """``text`` (UTF-8) written atomically (see :func:`atomic_write_bytes`)."""
+    atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
 
 
 def atomic_write_json(

@@ -156,3 +156,12 @@ def test_schedule_suite_times_picks_and_program_switches(
     assert lines["schedule_switch_cost"]["unit"] == "% of a chunk"
     assert lines["schedule_opponent_mix_cost"]["value"] > 0
     assert lines["schedule_opponent_mix_cost"]["config"]["opponent_mix"] == 0.25
+
+
+def test_side_suite_measures_models_per_second(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = run_suites(capsys, "side")
+    assert {(line["name"], line["config"]["kind"]) for line in lines} == {
+        (name, kind) for name in ("side_models_per_second", "side_job_seconds")
+        for kind in ("value", "move")
+    }  # fmt: skip
+    assert all(line["config"]["samples"] == 400 for line in lines)

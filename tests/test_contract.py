@@ -324,6 +324,10 @@ def test_init_fields(game: games.Game) -> None:
     observation = game.observe(state, state.current_player)
     assert observation.shape == game.observation_shape and observation.dtype == jnp.float32
     assert game.features(state, jnp.int32(0)).shape == (game.num_features,)
+    # Tree models train on replay observations: features must come from the observation alone.
+    np.testing.assert_array_equal(
+        game.features(state, jnp.int32(0)), game.observation_features(game.observe(state, jnp.int32(0)))
+    )
     assert isinstance(game.render(state), str)
     # Feeding step's output back in must not change the program's input types.
     after = jax.eval_shape(game.step, state, jnp.int32(0))

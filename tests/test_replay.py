@@ -187,3 +187,17 @@ def test_td_lambda_one_is_the_outcome_and_bad_lambdas_are_refused() -> None:
         PendingGames(value_lambda=0.9, num_players=3)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         PendingGames(value_lambda=1.5)
+
+
+def test_snapshot_draws_distinct_samples_without_replacement() -> None:
+    buffer = ReplayBuffer(5, observation_shape=(2, 2), num_actions=3, num_players=2)
+    buffer.add(_samples(0, 7))  # holds samples 2..6
+    snapshot = buffer.snapshot(np.random.default_rng(0), max_samples=4)
+    ids = snapshot["policy_weights"][:, 0].astype(int)
+    assert len(ids) == 4 and len(set(ids)) == 4 and set(ids) <= {2, 3, 4, 5, 6}
+    everything = buffer.snapshot(np.random.default_rng(1), max_samples=100)
+    assert sorted(everything["policy_weights"][:, 0].astype(int)) == [2, 3, 4, 5, 6]
+    everything["value"][:] = 99  # a copy: the buffer is untouched
+    assert not (buffer._data["value"] == 99).any()
+    with pytest.raises(ValueError, match="max_samples must be > 0, got 0"):
+        buffer.snapshot(np.random.default_rng(0), max_samples=0)

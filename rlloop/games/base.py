@@ -227,13 +227,23 @@ class Game(abc.ABC):
         return int(np.prod(self.observation_shape)) + 1
 
     def features(self, state: State, player: Array) -> Array:
-        """Flat float32 [num_features] description of the position for tree models.
+        """Flat float32 [num_features] description of the position for tree models
+        (``rlloop.side``): :meth:`observation_features` of ``player``'s observation."""
+        return self.observation_features(self.observe(state, player))
 
-        Default: the flattened observation from ``player``'s view plus the step count.
-        Games override this with hand-made features where they help.
+    def observation_features(self, observation: Array) -> Array:
+        """Tree-model features float32 [num_features] of one observation
+        [*observation_shape].
+
+        Tree models train on replay, which keeps observations and not states, so features
+        are a function of the observation: the tree player's features of a live state and
+        the trainer's features of a replay sample are then the same by construction.
+        Default: the flattened observation plus its sum (for stone games, the stones on the
+        board: a count a tree cannot add up itself). Games override this with hand-made
+        features where they help (and ``num_features`` with it).
         """
-        observation = self.observe(state, player).reshape(-1).astype(jnp.float32)
-        return jnp.concatenate([observation, state.step_count[None].astype(jnp.float32)])
+        flat = observation.reshape(-1).astype(jnp.float32)
+        return jnp.concatenate([flat, jnp.sum(flat)[None]])
 
     def __repr__(self) -> str:
         return (
