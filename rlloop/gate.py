@@ -142,6 +142,14 @@ class Gate:
         )  # fmt: skip
         self._act = template.act
         self.baselines = baseline_players(game, prefix=prefix)
+        # Anchors beyond the fixed baselines (the newest side-trainer tree player): rated in
+        # the same Elo fit, outside the network's lineage.
+        self.extra_anchors: dict[str, Player] = {}
+
+    @property
+    def anchors(self) -> list[Player]:
+        """Every player a candidate plays anchor games against."""
+        return [*self.baselines.values(), *self.extra_anchors.values()]
 
     def player(self, model_id: str, params: Any) -> Player:
         """The network player for ``model_id`` with ``params``."""
@@ -186,10 +194,11 @@ class Gate:
     ) -> GateDecision:
         """Screen, deep match if passed, anchor games, rating fit, decision."""
         config = self.config
-        keys = jax.random.split(key, 2 + len(self.baselines))
+        anchors = self.anchors
+        keys = jax.random.split(key, 2 + len(anchors))
         screen_counts = deep_counts = None
         planned = (int(config.screen_games) + int(config.deep_games)
-                   + int(config.anchor_games) * len(self.baselines))  # fmt: skip
+                   + int(config.anchor_games) * len(anchors))  # fmt: skip
         with progress.bar(planned, f"gate {candidate.name}", unit="game") as games:
             if int(config.screen_games):
                 screen = self._match(candidate, champion, int(config.screen_games), "screen", iteration, keys[0])
@@ -199,7 +208,7 @@ class Gate:
                 deep = self._match(candidate, champion, int(config.deep_games), "deep", iteration, keys[1])
                 deep_counts = (deep.wins_a, deep.draws, deep.wins_b)
             games.update(int(config.deep_games))  # played or skipped
-            for index, baseline in enumerate(self.baselines.values()):
+            for index, baseline in enumerate(anchors):
                 if int(config.anchor_games):
                     self._match(candidate, baseline, int(config.anchor_games), "anchor", iteration, keys[2 + index])
                     games.update(int(config.anchor_games))

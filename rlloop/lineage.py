@@ -114,6 +114,8 @@ class Lineage:
         self._key = jax.random.fold_in(root_key, 1)
         seeds = [seed, jax.process_index()] + ([index] if index else [])
         self._rng = np.random.default_rng(seeds)
+        self.side_rng = np.random.default_rng([*seeds, 7])  # side-trainer snapshots
+        self.fresh_samples: dict[str, np.ndarray] = {}  # what the last self-play added to replay
         params = init_params(self.network, self.game, jax.random.fold_in(root_key, 0))
         self.optimizer = make_optimizer(config.train)
         self.train_state: TrainState = parallel.put_replicated(
@@ -432,6 +434,7 @@ class Lineage:
         root_values: list[float] = []
         refused: list[str] = []
         against = np.zeros(2)  # asymmetric games finished, the network's score in them
+        fresh: list[dict[str, np.ndarray]] = []
         entropies = np.zeros(3)  # positions with a choice, sums of both policies' entropies
         opponent = self._choose_opponent() if self.seats is not None else None
         for _ in range(int(self.config.loop.chunks_per_iteration)):
@@ -461,6 +464,7 @@ class Lineage:
                 self.message("refused self-play data: " + "; ".join(problems))
             else:
                 self.replay.add(samples)
+                fresh.append(samples)
             finished = chunk["done"]
             games_done += int(finished.sum())
             moves += int(finished.size)
@@ -468,6 +472,8 @@ class Lineage:
             lengths.append(chunk["game_length"][finished])
             root_values.append(float(np.mean(chunk["root_value"])))
         seconds = time.perf_counter() - start
+        fields = ("observation", "value")
+        self.fresh_samples = {k: np.concatenate([f[k] for f in fresh]) for k in fields} if fresh else {}
         self.total_games += games_done
         self.total_moves += moves
         all_lengths = np.concatenate(lengths) if lengths else np.zeros(0)

@@ -137,6 +137,13 @@ class Loop:
                     atomic_write_text(lineage.paths.config, OmegaConf.to_yaml(lineage.config))
         for lineage in self.lineages.values():
             lineage.select_selfplay_model()
+        self.side = None
+        if config.side.enabled and self.is_main_process:
+            from rlloop.side.stream import SideTrainers
+
+            self.side = SideTrainers(config, self.lineages, self.ledger, self.telemetry)
+            self._tree_anchor_models: dict[str, str] = {}
+            self._update_tree_anchors()
         self.resources = (
             ResourceGuard(
                 self.run_dir,
@@ -387,6 +394,8 @@ class Loop:
             self.health.record(name, played)
             metrics.update(played)
             active.append(name)
+            if self.side is not None:
+                metrics.update(self.side.after_selfplay(name, self.lineages[name].fresh_samples, self.iteration + 1))
         else:
             self.telemetry.message(
                 "[rlloop] every lineage's self-play is stopped (backpressure or memory): training only"
@@ -417,10 +426,16 @@ class Loop:
                 result = lineage.gate_if_trained(self.iteration)
                 metrics.update(result if other == name or single else
                                {f"{other}/{k}": v for k, v in result.items()})  # fmt: skip
+                if result.get("gate_promoted") and self.side is not None:
+                    metrics.update(self.side.champion_report(
+                        other, lineage.model_id(self.iteration), lineage.params, self.iteration))
             if lineage.perfect_play_due():
                 lineage.score_perfect_play(lineage.model_id(self.iteration), lineage.snapshot_params())
         for lineage in self.lineages.values():
             lineage.collect_perfect_play()
+        if self.side is not None:
+            metrics.update(self.side.poll())
+            self._update_tree_anchors()
         if any(v is True for k, v in metrics.items() if k.endswith("gate_promoted")):
             self.draw_plots()
         metrics["iteration_seconds"] = time.perf_counter() - start
@@ -467,9 +482,33 @@ class Loop:
         except Exception as error:  # any plotting failure costs only the plots
             self.telemetry.message(f"[rlloop] warning: plots not drawn ({type(error).__name__}: {error})")
 
+    def _update_tree_anchors(self) -> None:
+        """Each gated lineage's newest side value model becomes an anchor of its gate (the tree
+        player, ``<lineage>/tree-<iteration>`` in the ledger): ratings then have an anchor
+        outside the network lineage. Compiled anew for each new model."""
+        from rlloop.side.jobs import newest_model_files
+        from rlloop.side.player import load_tree_models, tree_player
+
+        for name, lineage in self.lineages.items():
+            newest = newest_model_files(lineage.paths.side_dir).get("value")
+            if lineage.gate is None or newest is None or self._tree_anchor_models.get(name) == newest.stem:
+                continue
+            model_id = f"{lineage.prefix}tree-{newest.stem.split('-')[-1]}"
+            try:
+                models = load_tree_models(lineage.paths.side_dir, lineage.game)
+            except (OSError, ValueError) as error:
+                lineage.message(f"warning: side models in {lineage.paths.side_dir} do not load ({error})")
+                continue
+            if model_id not in {m.id for m in self.ledger.models()}:
+                self.ledger.add_model(model_id, parent=None, iteration=self.iteration, status="baseline",
+                                      note=f"side tree player ({newest.name})", config=name)  # fmt: skip
+            lineage.gate.extra_anchors = {"tree": tree_player(lineage.game, models, name=model_id)}
+            self._tree_anchor_models[name] = newest.stem
+
     def write_health(self, seconds: float) -> None:
         """Close this iteration (``seconds`` of wall time) in ``learning_health.json``."""
-        self.health.write(self.iteration, seconds=seconds, ledger=self.ledger, lineages={
+        self.health.write(self.iteration, seconds=seconds, side=self.side.health() if self.side else None,
+                          ledger=self.ledger, lineages={
             name: {
                 "champion": lineage.champion_id, "replay": len(lineage.replay),
                 "capacity": lineage.replay.capacity, "batch_size": int(lineage.config.train.batch_size),
@@ -544,6 +583,9 @@ class Loop:
             for lineage in self.lineages.values():
                 lineage.checkpoints.wait()
             self._set_phase(outcome)
+        if self.side is not None and self.side.pool.busy:
+            self.telemetry.message("[rlloop] waiting for the side trainers' last jobs")
+            self.side.drain(float(self.config.side.timeout_seconds))
         for lineage in self.lineages.values():
             if lineage.perfect_play is not None and lineage.perfect_play.busy:
                 lineage.message("waiting for perfect-play scoring to finish")
@@ -643,7 +685,9 @@ class Loop:
         )
 
     def close(self) -> None:
-        """Flush and release files (checkpoints, ledger, TensorBoard)."""
+        """Flush and release files (checkpoints, ledger, TensorBoard) and side workers."""
+        if self.side is not None:
+            self.side.close()
         for lineage in self.lineages.values():
             lineage.close()
         self.ledger.close()

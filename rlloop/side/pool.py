@@ -24,6 +24,7 @@ import dataclasses
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections import deque
 from typing import Any
@@ -133,6 +134,10 @@ class SidePool:
     def pending(self) -> int:
         return len(self._pending)
 
+    def queued_jobs(self) -> list[SideJob]:
+        """Jobs waiting for a worker or running, oldest first."""
+        return list(self._pending) + [slot.job for slot in self._slots if slot.job is not None]
+
     @property
     def running(self) -> int:
         return sum(slot.job is not None for slot in self._slots)
@@ -218,7 +223,8 @@ class SidePool:
             target=worker_main, args=(worker_end, os.getpid(), self.threads, self.nice),
             name="rlloop-side-worker", daemon=True,
         )  # fmt: skip
-        process.start()
+        with _parent_main_hidden():
+            process.start()
         worker_end.close()  # the worker holds its own copy; ours would hide its death
         return _Worker(process=process, connection=parent_end)
 
@@ -297,6 +303,26 @@ class SidePool:
         if result.finished_at > result.started_at > 0:
             self._busy_intervals.append((result.started_at, result.finished_at))
         return result
+
+
+@contextlib.contextmanager
+def _parent_main_hidden() -> Any:
+    """While a worker starts: the spawn start method re-imports the parent's ``__main__`` in
+    the child (its file, or its module under ``python -m``), which runs a user's script
+    without an ``if __name__ == "__main__"`` guard a second time in every worker (and imports
+    JAX there). Workers need nothing of it (their code is ``rlloop.side.worker``), so the
+    parent's ``__main__`` shows neither its file nor its spec while the child is prepared."""
+    main = sys.modules.get("__main__")
+    saved = {name: getattr(main, name) for name in ("__file__", "__spec__") if hasattr(main, name)}
+    try:
+        if "__file__" in saved:
+            del main.__file__
+        if "__spec__" in saved:
+            main.__spec__ = None
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(main, name, value)
 
 
 def _exit_description(exitcode: int | None) -> str:
