@@ -9,8 +9,8 @@ Examples::
 
 A *spec* (``conf/tune/<name>.yaml`` or a path; :class:`TuneSpec`) names the knobs (config keys
 with an Optuna distribution), the run's base overrides, the trial budget and the objective.
-Each trial composes ``base overrides + knob values`` as ``rlloop.compose`` would, runs an
-ungated-style :class:`rlloop.Loop` for ``iterations`` iterations in ``<sweep>/trials/<N>``,
+Each trial composes ``base overrides + knob values`` as ``rlloop.compose`` would, runs a
+:class:`rlloop.Loop` for ``iterations`` iterations in ``<sweep>/trials/<N>``,
 and measures its latest network after every ``objective.every`` iterations.
 
 Objective (maximised): the **Elo of the trial's latest network against fixed anchors**: it
