@@ -68,6 +68,17 @@ def test_load_spec_checks_and_overrides(tmp_path: Path) -> None:
         tune.load_spec("nonesuch")
 
 
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "conf" / "tune").glob("*.yaml")))
+def test_every_tune_spec_composes_with_its_knobs(name: str) -> None:
+    """Each spec's base overrides compose, and each knob is a key of that config."""
+    import rlloop
+
+    spec = tune.load_spec(name)
+    config = rlloop.compose(list(spec.overrides))
+    for key in spec.knobs:
+        assert OmegaConf.select(config, key) is not None, f"{name}: no config key {key}"
+
+
 def test_results_table_ranks_complete_trials_and_keeps_pruned(tmp_path: Path) -> None:
     """The table from a hand-made study: best complete trial first, pruned trials with
     their last reported Elo, every knob a column; the plot is written."""
