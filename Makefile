@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,notebooks,tune]'
 	touch $(STAMP)
 
 run: install
@@ -23,7 +23,8 @@ test: install
 	$(PY) -m pytest -q $(ARGS)
 
 # End-to-end runs of a minute or more each (learning, SIGKILL and resume, two devices, the bench
-# suites): kept out of `make test` so that stays under 15 minutes; CI runs them.
+# suites, the notebooks of experiments/, an Optuna study and its resume): kept out of
+# `make test` so that stays under 15 minutes; CI runs them.
 test-long: install
 	$(PY) -m pytest -q -m long $(ARGS)
 
