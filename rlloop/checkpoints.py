@@ -13,11 +13,24 @@ worst moment) is skipped by the loop's resume in favour of the previous one, whi
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+
+class _QuietSaves(logging.Filter):
+    """Orbax warns through absl when a save starts while an earlier one (of another manager:
+    training state, champions) still writes; rlloop waits for each save, so the line only
+    says a disk was slow, on nearly every save on a busy machine. Dropped; others stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith("Waiting for previous save to complete")
+
+
+logging.getLogger("absl").addFilter(_QuietSaves())
 
 
 class CheckpointError(RuntimeError):
