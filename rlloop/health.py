@@ -36,6 +36,8 @@ FIELDS: dict[str, str] = {
     "null without side trainers",
     "models_trained_total": "side-trainer models trained in total; null without side trainers",
     "side_training_time_avg_ms": "mean wall time to fit one side-trainer model (ms); null without",
+    "side_models_newest": "the newest side model file of each kind per configuration "
+    "({configuration: {value|move: path}}); null without side trainers",
     "training_time_avg_ms": "mean wall time of one network optimiser step over the window (ms), "
     "every configuration",
     "selfplay_games_per_second": "finished self-play games per second of wall time over the window",
@@ -120,8 +122,8 @@ class LearningHealth:
 
         ``lineages``: per configuration ``champion`` (id), ``replay`` and ``capacity``
         (samples), ``batch_size``, ``samples_added`` and ``samples_trained`` (totals).
-        ``side``: the side trainers' ``models_per_second``, ``models_trained`` and
-        ``mean_ms``, when they run. Returns the document."""
+        ``side``: the side trainers' ``models_per_second``, ``models_trained``, ``mean_ms``
+        and ``newest`` (configuration -> kind -> model path), when they run. Returns the document."""
         now = time.time() if now is None else now
         self._iterations.append((float(seconds), self._current))
         self._current = {}
@@ -205,6 +207,7 @@ class LearningHealth:
             "inner_episode_throughput": side.get("models_per_second") if side else None,
             "models_trained_total": side.get("models_trained") if side else None,
             "side_training_time_avg_ms": side.get("mean_ms") if side else None,
+            "side_models_newest": side.get("newest") if side else None,
             "training_time_avg_ms": step_ms_mean,
             "selfplay_games_per_second": summed("selfplay_games_per_second"),
             "selfplay_moves_per_second": summed("selfplay_moves_per_second"),

@@ -69,6 +69,7 @@ def test_fields_are_computed_from_the_window_and_the_ledger(tmp_path: Path) -> N
     assert document["iteration"] == 5 and document["current_best_policy"] == {"c4": "iter-000002"}
     assert document["selfplay_games_per_second"] == c4["selfplay_games_per_second"]
     assert document["inner_episode_throughput"] is None and document["models_trained_total"] is None
+    assert document["side_models_newest"] is None
     assert set(document) == set(FIELDS) and set(c4) == set(LINEAGE_FIELDS)
     on_disk = json.loads((tmp_path / "learning_health.json").read_text())
     assert on_disk == json.loads(json.dumps(document))
@@ -79,9 +80,11 @@ def test_side_trainer_fields_and_a_cut_history_line(tmp_path: Path) -> None:
     health = LearningHealth(tmp_path)
     with _ledger(tmp_path / "ledger.sqlite") as ledger:
         document = health.write(1, seconds=1.0, lineages={"c4": {"champion": ""}}, ledger=ledger,
-                                side={"models_per_second": 2.5, "models_trained": 40, "mean_ms": 380.0})  # fmt: skip
+                                side={"models_per_second": 2.5, "models_trained": 40, "mean_ms": 380.0,
+                                      "newest": {"c4": {"value": "side/value-5.txt"}}})  # fmt: skip
     assert document["inner_episode_throughput"] == 2.5 and document["models_trained_total"] == 40
     assert document["side_training_time_avg_ms"] == 380.0
+    assert document["side_models_newest"] == {"c4": {"value": "side/value-5.txt"}}
     with (tmp_path / "learning_health.jsonl").open("a") as history:
         history.write('{"schema_version": 1, "iter')  # a kill mid-append
     assert [d["iteration"] for d in read_history(tmp_path)] == [1]

@@ -65,6 +65,7 @@ def test_health_status_and_calibration_show_the_side_trainers(side_run: tuple[Pa
     assert health["models_trained_total"] == history[-1]["side/models_trained"]
     assert health["inner_episode_throughput"] > 0
     assert health["side_training_time_avg_ms"] > 0
+    assert health["side_models_newest"]["tictactoe"]["value"].endswith(".txt")
     assert "side trainers:" in status.render(status.gather(run_dir))
     promoted = [row["iteration"] for row in history if row.get("gate_promoted")]
     side_dir = run_dir / "lineages" / "tictactoe" / "side"
