@@ -139,7 +139,7 @@ class LoopConfig:
     checkpoint_every: int = 10
     keep_checkpoints: int = 3
     tensorboard: bool = True
-    # Redraw <run>/plots/ (rlloop.plot) after every promotion.
+    # Redraw <run>/plots/ (rlloop.plot) after every promotion and when a run ends.
     plots: bool = True
     # Wall-clock budget of one `run` call in minutes (0: none): no iteration starts after it;
     # the run then checkpoints and stops as on Ctrl-C.

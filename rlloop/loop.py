@@ -582,6 +582,8 @@ class Loop:
                 self.checkpoint()
             for lineage in self.lineages.values():
                 lineage.checkpoints.wait()
+            if self.history and outcome != "failed":
+                self.draw_plots()  # the run's final picture, promotion or not
             self._set_phase(outcome)
         if self.side is not None and self.side.pool.busy:
             self.telemetry.message("[rlloop] waiting for the side trainers' last jobs")

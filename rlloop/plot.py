@@ -1,6 +1,6 @@
 """Plots of a run: ``python -m rlloop.plot RUN [--out DIR]`` (default ``RUN/plots``).
 
-The loop also redraws them into ``<run>/plots/`` at every promotion. PNG files, one figure
+The loop also redraws them into ``<run>/plots/`` at every promotion and when a run ends. PNG files, one figure
 each, drawn from what the run wrote (the ledger, ``metrics.jsonl``,
 ``learning_health.jsonl``), so they can be drawn while the run goes on or long after:
 

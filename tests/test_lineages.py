@@ -71,7 +71,7 @@ def test_learning_health_is_current_for_every_configuration(two_config_run: tupl
         assert 0 < config["replay_fill"] <= 1 and config["training_time_avg_ms"] > 0
     total = sum(c["selfplay_games_per_second"] for c in health["configurations"].values())
     assert health["selfplay_games_per_second"] == pytest.approx(total)
-    # Plots were redrawn at the promotions (loop.plots).
+    # Plots are drawn at promotions and at the end of a run (loop.plots).
     assert {"elo.png", "lineage.png", "losses.png"} <= {p.name for p in (run_dir / "plots").glob("*.png")}
     played = [row for row in facts["history"] if "policy_entropy" in row]
     assert played and all(0 < row["policy_entropy"] < row["prior_entropy"] + 1 for row in played)

@@ -88,6 +88,7 @@ SMOKE = ["game=tictactoe", "loop=smoke", "gate=smoke", "perfect_play.enabled=fal
          "hardware.compilation_cache=false", "schedule.opponent_mix=0.25"]  # fmt: skip
 
 
+@pytest.mark.long
 def test_a_run_plays_a_share_against_its_pool_and_resumes_its_seats(tmp_path: Path) -> None:
     config = rlloop.compose([*SMOKE, "loop.iterations=6", "loop.checkpoint_every=3"])
     with rlloop.Loop(config, run_dir=tmp_path) as loop:

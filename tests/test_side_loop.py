@@ -12,6 +12,9 @@ import rlloop
 from rlloop import status
 from rlloop.ledger import Ledger
 
+# End-to-end runs of a minute or more together: `make test-long`.
+pytestmark = pytest.mark.long
+
 SIDE = ["game=tictactoe", "model=mlp", "loop=smoke", "gate=smoke", "perfect_play.enabled=false",
         "loop.tensorboard=false", "hardware.compilation_cache=false", "side.enabled=true", "side.every=2",
         "side.trees=10", "side.max_samples=4000"]  # fmt: skip

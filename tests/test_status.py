@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -72,10 +73,16 @@ def test_status_from_another_process_while_the_loop_runs(tmp_path: Path) -> None
         # --watch keeps printing until Ctrl-C.
         watch = subprocess.Popen([sys.executable, "-m", "rlloop.status", str(run_dir), "--watch", "0.2"],
                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
-        time.sleep(4)
+        frames: list[str] = []
+        reader = threading.Thread(target=lambda: frames.extend(watch.stdout), daemon=True)
+        reader.start()  # read as it prints: a full pipe never blocks it
+        deadline = time.time() + 120  # a loaded machine starts Python slowly
+        while sum(f"run {run_dir}" in line for line in list(frames)) < 2 and time.time() < deadline:
+            time.sleep(0.2)
         watch.send_signal(signal.SIGINT)
-        out, _ = watch.communicate(timeout=30)
-        assert watch.returncode == 0 and out.count(f"run {run_dir}") >= 2
+        watch.wait(timeout=60)
+        reader.join(timeout=10)
+        assert watch.returncode == 0 and sum(f"run {run_dir}" in line for line in frames) >= 2
     finally:
         loop.send_signal(signal.SIGINT)
         loop.wait(timeout=120)
