@@ -395,7 +395,11 @@ class Loop:
             metrics.update(played)
             active.append(name)
             if self.side is not None:
-                metrics.update(self.side.after_selfplay(name, self.lineages[name].fresh_samples, self.iteration + 1))
+                lineage = self.lineages[name]
+                metrics.update(self.side.after_selfplay(name, lineage.fresh_samples, self.iteration + 1))
+                if lineage.gate is not None:
+                    metrics.update(self.side.report_champion_once(
+                        name, lineage.champion_id, lineage.selfplay_params, self.iteration + 1))
         else:
             self.telemetry.message(
                 "[rlloop] every lineage's self-play is stopped (backpressure or memory): training only"

@@ -11,7 +11,8 @@ is called by the loop at three points:
 - :meth:`poll` (every iteration, never blocking): finished jobs become ``SIDE_MODEL`` ledger
   events (an overfitting model also a console warning), the pool's figures become telemetry
   (``side/...``) and learning health's side fields;
-- :meth:`champion_report` (a promotion): the value calibration of the new champion on the
+- :meth:`champion_report` (a promotion, and once for a champion that has none, such as the
+  run's first): the value calibration of the new champion on the
   lineage's newest holdout samples, beside its newest tree value model's on the same
   samples: ``<lineage>/side/calibration-<iteration>.png`` and ``.json``, ``calibration/...``
   scalars and a ``CALIBRATION`` ledger event.
@@ -23,6 +24,7 @@ on disk and carries on writing beside them.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from typing import Any
 
@@ -168,6 +170,15 @@ class SideTrainers:
         figures = self.pool.telemetry()
         return {"models_per_second": figures["models_per_second"], "models_trained": figures["models_trained"],
                 "mean_ms": figures["mean_training_ms_per_model"], "newest": figures["newest_models"]}  # fmt: skip
+
+    def report_champion_once(self, name: str, model_id: str, params: Any, iteration: int) -> dict[str, Any]:
+        """:meth:`champion_report` for a champion that has none yet (the run's first, or the
+        one a resumed run starts with), once there are unseen samples to measure it on."""
+        side_dir = self.lineages[name].paths.side_dir
+        done = {json.loads(p.read_text()).get("model_id") for p in side_dir.glob("calibration-*.json")}
+        if not model_id or model_id in done or name not in self._holdout:
+            return {}
+        return self.champion_report(name, model_id, params, iteration)
 
     def champion_report(self, name: str, model_id: str, params: Any, iteration: int) -> dict[str, Any]:
         """Value calibration of a new champion next to the lineage's newest tree value
