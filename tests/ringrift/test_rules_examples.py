@@ -188,6 +188,27 @@ def test_w9_recovery_exact_line() -> None:
     assert int(after.board.phase) == LINE
 
 
+def test_stack_strike_extracts_from_the_stack_chosen_before_the_strike() -> None:
+    # P1 controls no stack; "1,1" (first in stack order) and "5,5" each bury a P1 ring under
+    # a P2 ring. Striking "1,1" uncovers that ring; the reference picks the extraction stack
+    # (the first holding a buried P1 ring) before the strike, so it is "1,1" and the stack
+    # vanishes. Chosen after the strike, it would be "5,5" and leave a P1 stack on "1,1".
+    game, st = _state(stacks={"1,1": [2, 1], "5,5": [2, 1], "7,7": [2]},
+                      markers={"0,0": 1, "6,6": 1}, hands=[0, 5])
+    strike = {"type": "recovery_slide", "from": {"x": 0, "y": 0}, "to": {"x": 1, "y": 1},
+              "recoveryMode": "stack_strike", "extractionStacks": []}
+    js = _json(game, _act(game, st, strike))
+    assert {k: v["rings"] for k, v in js["board"]["stacks"].items()} == {
+        "5,5": [2, 1], "7,7": [2]}
+    assert js["players"][0]["eliminatedRings"] == 2  # the struck ring and the extracted one
+    assert js["totalRingsEliminated"] == 1 and js["board"]["eliminatedRings"]["1"] == 1
+    # striking the second stack leaves the first one the extraction stack
+    js = _json(game, _act(game, st, {**strike, "from": {"x": 6, "y": 6},
+                                     "to": {"x": 5, "y": 5}}))
+    assert {k: v["rings"] for k, v in js["board"]["stacks"].items()} == {
+        "1,1": [2], "5,5": [1], "7,7": [2]}
+
+
 def test_w10_placement_legality() -> None:
     around = {f"{x},{y}": 2 for x in (2, 3, 4) for y in (2, 3, 4) if (x, y) != (3, 3)}
     game, st = _state(collapsed=around, hands=[5, 5], phase="ring_placement",
