@@ -669,9 +669,10 @@ class Rules:
                       height=jnp.where(strike, height2, b.height))
         b = self._credit(b, p, strike.astype(jnp.int32))
         # extraction (all modes except Option 2): first stack in Map order with a buried p ring
-        del s
-        s2 = self.stacks(b)
-        cand = s2["buried"][:, p - 1] & s2["is_stack"] & self.on_board
+        # on the board *before* the move, as the reference picks it before applying the slide
+        # (R62). It differs from the board after only when a strike uncovers p's ring on the
+        # first such stack: that stack is still the one, and p's ring now on top is extracted.
+        cand = s["buried"][:, p - 1] & s["is_stack"] & self.on_board
         big = jnp.iinfo(jnp.int32).max
         c = jnp.argmin(jnp.where(cand, b.stamp, big))
         extract = (v != 1) & jnp.any(cand)
