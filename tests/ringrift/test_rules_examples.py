@@ -1,4 +1,5 @@
-"""RULES.md Part Q worked examples (W1, W3, W5, W6, W9, W10) on hand-built positions.
+"""RULES.md Part Q worked examples (W1, W3, W5, W6, W9, W10) and two recovery slides checked
+against the reference engine's code (issue 24) on hand-built positions.
 
 These need no shared data: positions are written in the fixtures' JSON state format and
 loaded with ``convert.board_from_json``.
