@@ -37,6 +37,7 @@ from rlloop.games.ringrift import convert as cv
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 TRACES = SHARED / "data" / "ringrift" / "traces"
+REGRESSIONS = TRACES / "regressions"  # one game per file, named <config>.<what>.jsonl.gz
 CONFIGS = tuple(f"{b}_{n}p" for b in ("square8", "hex8", "square19", "hexagonal")
                 for n in (2, 3, 4))
 
@@ -48,11 +49,21 @@ def game_for(config: str) -> RingRift:
 
 
 def iter_games(config: str, limit: int | None = None) -> Iterator[dict]:
-    with gzip.open(TRACES / f"{config}.jsonl.gz", "rt") as fh:
+    yield from iter_trace_file(TRACES / f"{config}.jsonl.gz", limit)
+
+
+def iter_trace_file(path: Path, limit: int | None = None) -> Iterator[dict]:
+    """The game records of one trace file (JSON Lines, gzip), at most ``limit``."""
+    with gzip.open(path, "rt") as fh:
         for i, line in enumerate(fh):
             if limit is not None and i >= limit:
                 return
             yield json.loads(line)
+
+
+def regression_config(path: Path) -> str:
+    """The configuration of a regression trace file: its name up to the first dot."""
+    return path.name.split(".", 1)[0]
 
 
 @dataclasses.dataclass

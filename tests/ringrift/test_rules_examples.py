@@ -1,4 +1,5 @@
-"""RULES.md Part Q worked examples (W1, W3, W5, W6, W9, W10) on hand-built positions.
+"""RULES.md Part Q worked examples (W1, W3, W5, W6, W9, W10) and two recovery slides checked
+against the reference engine's code (issue 24) on hand-built positions.
 
 These need no shared data: positions are written in the fixtures' JSON state format and
 loaded with ``convert.board_from_json``.
@@ -186,6 +187,52 @@ def test_w9_recovery_exact_line() -> None:
     assert js["board"]["stacks"]["4,4"]["rings"] == [2, 2]
     assert js["players"][0]["eliminatedRings"] == 1 and js["totalRingsEliminated"] == 0
     assert int(after.board.phase) == LINE
+
+
+def test_stack_strike_extracts_from_the_stack_chosen_before_the_strike() -> None:
+    # P1 controls no stack; "1,1" (first in stack order) and "5,5" each bury a P1 ring under
+    # a P2 ring. Striking "1,1" uncovers that ring; the reference picks the extraction stack
+    # (the first holding a buried P1 ring) before the strike, so it is "1,1" and the stack
+    # vanishes. Chosen after the strike, it would be "5,5" and leave a P1 stack on "1,1".
+    game, st = _state(stacks={"1,1": [2, 1], "5,5": [2, 1], "7,7": [2]},
+                      markers={"0,0": 1, "6,6": 1}, hands=[0, 5])
+    strike = {"type": "recovery_slide", "from": {"x": 0, "y": 0}, "to": {"x": 1, "y": 1},
+              "recoveryMode": "stack_strike", "extractionStacks": []}
+    js = _json(game, _act(game, st, strike))
+    assert {k: v["rings"] for k, v in js["board"]["stacks"].items()} == {
+        "5,5": [2, 1], "7,7": [2]}
+    assert js["players"][0]["eliminatedRings"] == 2  # the struck ring and the extracted one
+    assert js["totalRingsEliminated"] == 1 and js["board"]["eliminatedRings"]["1"] == 1
+    # striking the second stack leaves the first one the extraction stack
+    js = _json(game, _act(game, st, {**strike, "from": {"x": 6, "y": 6},
+                                     "to": {"x": 5, "y": 5}}))
+    assert {k: v["rings"] for k, v in js["board"]["stacks"].items()} == {
+        "1,1": [2], "5,5": [1], "7,7": [2]}
+
+
+def test_recovery_option2_collapses_the_window_listed_before_the_slide() -> None:
+    # Sliding P1's marker 4,3 -> 3,2 makes a 5-run along (1,0) (x = 1..5, y = 2) and a 6-run
+    # along (0,1) (x = 3, y = 0..5). The reference lists Option 2 with the generator's window
+    # on the longest run, its first L = 4 cells (3,0)..(3,3) (RecoveryAggregate
+    # enumerateRecoverySlideTargets / getValidMoves), and the applier collapses exactly those
+    # because its own line, the first axis >= base length, (1,0), is overlength too. Option 1
+    # collapses that first-axis 5-run and pays one extraction (R62 [EXEC]).
+    markers = {f"{x},2": 1 for x in (1, 2, 4, 5)} | {f"3,{y}": 1 for y in (0, 1, 3, 4, 5)}
+    game, st = _state(stacks={"7,7": [2, 1], "6,0": [2]}, markers={**markers, "4,3": 1},
+                      hands=[0, 5])
+    slide = {"type": "recovery_slide", "from": {"x": 4, "y": 3}, "to": {"x": 3, "y": 2},
+             "recoveryMode": "line", "extractionStacks": []}
+    listed = [m for m in _legal_moves(game, st) if m["type"] == "recovery_slide"
+              and m["from"] == slide["from"] and m["to"] == slide["to"]]
+    assert sorted(m["option"] for m in listed) == [1, 2]
+    js = _json(game, _act(game, st, {**slide, "option": 2}))
+    assert set(js["board"]["collapsedSpaces"]) == {"3,0", "3,1", "3,2", "3,3"}
+    assert js["players"][0]["territorySpaces"] == 4
+    assert js["players"][0]["eliminatedRings"] == 0  # Option 2 is free
+    js = _json(game, _act(game, st, {**slide, "option": 1}))
+    assert set(js["board"]["collapsedSpaces"]) == {f"{x},2" for x in range(1, 6)}
+    assert js["players"][0]["eliminatedRings"] == 1
+    assert js["board"]["stacks"]["7,7"]["rings"] == [2]
 
 
 def test_w10_placement_legality() -> None:

@@ -636,11 +636,15 @@ class Rules:
         marker = b.marker.at[m].set(0)
         marker = jnp.where(slide, marker.at[t].set(p.astype(jnp.int8)), marker)
         b = b.replace(marker=marker)
-        # line modes: first axis (R61 order) whose run through t >= base length (R62 [EXEC])
+        # line modes: the applier's line is the first axis (R61 order) whose run through t
+        # >= base length (R62 [EXEC]). Option 2 collapses the window the generator listed
+        # before the slide, the first L cells of the first longest run, whenever the
+        # applier's line is overlength; on an exact line it collapses that line (L cells).
         run = an["rc"]["run"][m, e]  # [A]
         ordered = run[self.rec_axis_order]
-        pick = jnp.argmax(ordered >= self.base)
-        axis = self.rec_axis_order[pick]
+        first_axis = self.rec_axis_order[jnp.argmax(ordered >= self.base)]
+        longest_axis = self.rec_axis_order[jnp.argmax(ordered)]
+        axis = jnp.where((v == 1) & (run[first_axis] > self.L), longest_axis, first_axis)
         ell = run[axis]
         # cells of the run: walk back from t along the axis, then forward
         ln = an["ln"]
@@ -669,9 +673,10 @@ class Rules:
                       height=jnp.where(strike, height2, b.height))
         b = self._credit(b, p, strike.astype(jnp.int32))
         # extraction (all modes except Option 2): first stack in Map order with a buried p ring
-        del s
-        s2 = self.stacks(b)
-        cand = s2["buried"][:, p - 1] & s2["is_stack"] & self.on_board
+        # on the board *before* the move, as the reference picks it before applying the slide
+        # (R62). It differs from the board after only when a strike uncovers p's ring on the
+        # first such stack: that stack is still the one, and p's ring now on top is extracted.
+        cand = s["buried"][:, p - 1] & s["is_stack"] & self.on_board
         big = jnp.iinfo(jnp.int32).max
         c = jnp.argmin(jnp.where(cand, b.stamp, big))
         extract = (v != 1) & jnp.any(cand)
