@@ -17,6 +17,7 @@ otherwise (:func:`player_name`, :func:`parse_name`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -85,17 +86,18 @@ def move_score(
     return score.astype(jnp.float32)
 
 
-def best_move(rules: Rules, board: RingRiftBoard, player: Array, legal: Array,
-              weights: HeuristicWeights, chunk: int = SCORE_CHUNK) -> tuple[Array, Array]:
-    """(action int32 [], score float32 []): the legal move of highest :func:`move_score`,
-    the first (lowest action) of equal ones; action 0 when nothing is legal.
+def best_move(score: Callable[[Array], Array], legal: Array,
+              chunk: int = SCORE_CHUNK) -> tuple[Array, Array]:
+    """(action int32 [], score float32 []): the legal action of highest ``score(action)``
+    (float32 []), the first (lowest action) of equal ones; action 0 and -inf when nothing is
+    legal. ``legal``: bool [A].
 
-    Moves are scored ``chunk`` at a time in a loop over the legal list, so the cost follows
-    the number of legal moves, not the size of the action space."""
+    Actions are scored ``chunk`` at a time (``score`` vmapped) in a loop over the legal list,
+    so the cost follows the number of legal actions, not the size of the action space."""
     num_actions = legal.shape[0]
     count = jnp.sum(legal)
     listed = jnp.nonzero(legal, size=num_actions + chunk, fill_value=0)[0].astype(jnp.int32)
-    score_all = jax.vmap(lambda a: move_score(rules, board, player, a, weights))
+    score_all = jax.vmap(score)
 
     def body(carry):
         start, best_score, best_action = carry
@@ -108,8 +110,14 @@ def best_move(rules: Rules, board: RingRiftBoard, player: Array, legal: Array,
                 jnp.where(better, actions[j], best_action))
 
     carry = (jnp.int32(0), jnp.float32(-jnp.inf), jnp.int32(0))
-    _, score, action = jax.lax.while_loop(lambda c: c[0] < count, body, carry)
-    return action, score
+    _, best, action = jax.lax.while_loop(lambda c: c[0] < count, body, carry)
+    return action, best
+
+
+def choose(rules: Rules, board: RingRiftBoard, player: Array, legal: Array,
+           weights: HeuristicWeights) -> Array:
+    """int32 []: the one-ply move of ``player`` (1-based) on ``board``; ``legal`` bool [A]."""
+    return best_move(lambda a: move_score(rules, board, player, a, weights), legal)[0]
 
 
 def one_ply_player(game: RingRift, profile: str = "balanced") -> Any:
@@ -120,9 +128,8 @@ def one_ply_player(game: RingRift, profile: str = "balanced") -> Any:
 
     def act(params: Any, key: Array, states: State) -> Array:
         del params, key  # deterministic
-        choose = lambda s: best_move(rules, s.board, s.current_player + 1,  # noqa: E731
-                                     s.legal_action_mask, weights)[0]
-        return jax.vmap(choose)(states)
+        return jax.vmap(lambda state: choose(rules, state.board, state.current_player + 1,
+                                             state.legal_action_mask, weights))(states)
 
     return Player(name=player_name("heuristic", profile), act=act)
 
