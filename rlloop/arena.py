@@ -140,6 +140,40 @@ def baseline_players(game: Game, *, prefix: str = "") -> dict[str, Player]:
     return {name: dataclasses.replace(player, name=prefix + name) for name, player in players.items()}
 
 
+def anchor_players(
+    game: Game,
+    names: list[str] | tuple[str, ...] = BASELINES,
+    *,
+    prefix: str = "",
+    num_simulations: int = 16,
+    search_knobs: dict[str, Any] | None = None,
+) -> dict[str, Player]:
+    """The fixed players called ``names``, by name: the :data:`BASELINES` (as
+    :func:`baseline_players`: ``greedy`` is left out where unaffordable) and, for RingRift,
+    the heuristic players ``heuristic[-search][:PROFILE]``
+    (:mod:`rlloop.games.ringrift.heuristic_players`; ``heuristic-search`` searches with
+    ``num_simulations`` and ``search_knobs``). ``prefix`` goes before each player's name."""
+    baselines = baseline_players(game, prefix=prefix)
+    players: dict[str, Player] = {}
+    for name in names:
+        if name in BASELINES:
+            if name in baselines:
+                players[name] = baselines[name]
+            continue
+        from rlloop.games.ringrift import heuristic_players
+
+        if heuristic_players.parse_name(name) is None:
+            raise ValueError(
+                f"unknown anchor player {name!r}; valid: {', '.join(BASELINES)}, "
+                f"{', '.join(heuristic_players.KINDS)} (RingRift; optionally NAME:PROFILE)"
+            )
+        player = heuristic_players.make_player(
+            game, name, num_simulations=num_simulations, search_knobs=search_knobs
+        )
+        players[name] = dataclasses.replace(player, name=prefix + player.name)
+    return players
+
+
 def network_player(
     name: str,
     game: Game,

@@ -159,7 +159,11 @@ class GateConfig:
     promote_score: float = 0.55  # promote when the score's lower confidence bound exceeds this
     confidence: float = 0.95
     reject_elo_margin: float = 50.0  # reject when Elo falls this far below the champion's
-    anchor_games: int = 32  # candidate vs each baseline (random, greedy): anchors Elo at random=0
+    anchor_games: int = 32  # candidate vs each anchor player: anchors Elo at random=0
+    # The fixed players a candidate plays anchor games against (rlloop.arena.anchor_players):
+    # random, greedy (where affordable), and on RingRift heuristic / heuristic-search
+    # (optionally NAME:PROFILE, e.g. heuristic:territorial). Keep random: Elo is anchored there.
+    anchors: list[str] = dataclasses.field(default_factory=lambda: ["random", "greedy"])
     num_simulations: int = 16  # search budget of both sides in arena games
     opening_moves: int = 2
     keep_champions: int = 5
@@ -390,6 +394,9 @@ def validate(config: DictConfig) -> DictConfig:
         value = OmegaConf.select(config, path)
         if value < 0 or value % 2:
             problems.append(f"{path}={value} must be an even number >= 0 (seats are swapped in pairs)")
+    anchors = list(OmegaConf.select(config, "gate.anchors") or [])
+    if "random" not in anchors:
+        problems.append(f"gate.anchors={anchors} must include random (Elo is anchored at random = 0)")
     for path in ("gate.promote_score", "gate.confidence", "gate.screen_min_score"):
         value = OmegaConf.select(config, path)
         if not 0 < value < 1:

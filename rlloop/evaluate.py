@@ -13,7 +13,9 @@ show, a PNG next to it; ``--out`` defaults to ``<run>/evaluation``):
 ``gauntlet RUN``
     The run's agent against baselines (random, one-ply greedy), the run's earlier champions
     and, with ``--opponents tree``, the tree-model player of the run's side trainers
-    (``rlloop.side.player``); Bradley-Terry Elo anchored at random = 0 with 95% intervals. The PNG shows the
+    (``rlloop.side.player``); on RingRift also ``heuristic`` (the reference heuristic's one-ply
+    player) and ``heuristic-search`` (search with the heuristic as value, ``--simulations``),
+    profile ``--heuristic-profile``; Bradley-Terry Elo anchored at random = 0 with 95% intervals. The PNG shows the
     Elo of the run's champions recorded by the gate.
 ``match A B``
     Two agents head to head, seats swapped in pairs: W/D/L, score with its interval, Elo
@@ -38,7 +40,8 @@ from rlloop.runs import RunDir, atomic_write_json
 EXIT_BAD_INPUT = 2
 # Gauntlet opponents: the fixed baselines, the side trainers' tree-model player (the run's
 # newest side models, rlloop.side), the run's earlier champions.
-OPPONENTS = ("random", "greedy", "tree", "champions")
+# RingRift adds the reference heuristic's players (rlloop.games.ringrift.heuristic_players).
+OPPONENTS = ("random", "greedy", "tree", "champions", "heuristic", "heuristic-search")
 
 
 # ------------------------------------------------------------------------------- agents
@@ -272,6 +275,14 @@ def _opponent_players(
             for step in steps:
                 earlier = load_agent(run_dir, step=step, which="champion", lineage=lineage)
                 players.append(_network_player(f"champion-{step}", earlier, args.simulations))
+        elif name in ("heuristic", "heuristic-search"):
+            from rlloop.games.ringrift.heuristic_players import make_player, player_name
+            from rlloop.search import search_knobs
+
+            players.append(make_player(
+                agent.game, player_name(name, args.heuristic_profile),
+                num_simulations=args.simulations, search_knobs=search_knobs(agent.search_config),
+            ))  # fmt: skip
         elif name == "tree":
             from rlloop.agent import resolve_lineage
             from rlloop.side.player import load_tree_player
@@ -462,6 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"any of {', '.join(OPPONENTS)} (tree: the newest side-trainer "
                           "models of the run's lineage)")  # fmt: skip
     sub.add_argument("--max-champions", type=int, default=5, help="the newest N earlier champions")
+    sub.add_argument("--heuristic-profile", default="balanced",
+                     choices=("balanced", "aggressive", "territorial", "defensive"),
+                     help="weight profile of the heuristic opponents (RingRift)")  # fmt: skip
     sub.add_argument("--games", type=int, default=200, help="games per opponent (even)")
     sub.add_argument("--simulations", type=int, default=16)
     sub.add_argument("--opening-moves", type=int, default=2)

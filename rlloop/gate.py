@@ -2,8 +2,9 @@
 
 Two stages, as a careful lab does it: a short *screen* against the champion, then — only for
 candidates that pass it — a *deep* match. Every match goes into the ledger as it finishes.
-The candidate also plays the fixed baselines (random, one-ply greedy) so that a Bradley-Terry
-fit over all recorded matches can anchor Elo at random = 0.
+The candidate also plays the fixed anchors (``gate.anchors``: by default the baselines random and
+one-ply greedy; RingRift can add its heuristic players) so that a Bradley-Terry fit over all
+recorded matches can anchor Elo at random = 0.
 
 Decision (see :class:`rlloop.config.GateConfig`):
 - **promote** when the lower confidence bound of the candidate's score against the champion
@@ -26,7 +27,7 @@ from rlloop.arena import (
     BASELINES,
     MatchOutcome,
     Player,
-    baseline_players,
+    anchor_players,
     network_player,
     play_match,
 )
@@ -141,7 +142,11 @@ class Gate:
             num_simulations=int(gate_config.num_simulations), search_knobs=search_knobs,
         )  # fmt: skip
         self._act = template.act
-        self.baselines = baseline_players(game, prefix=prefix)
+        # The fixed anchors (gate.anchors; default the baselines random and greedy).
+        self.baselines = anchor_players(
+            game, list(getattr(gate_config, "anchors", BASELINES)), prefix=prefix,
+            num_simulations=int(gate_config.num_simulations), search_knobs=search_knobs,
+        )  # fmt: skip
         # Anchors beyond the fixed baselines (the newest side-trainer tree player): rated in
         # the same Elo fit, outside the network's lineage.
         self.extra_anchors: dict[str, Player] = {}

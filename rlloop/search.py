@@ -48,6 +48,10 @@ import mctx
 from rlloop.games.base import Game, State, play_forced
 
 SearchFn = Callable[[Any, jax.Array, State], mctx.PolicyOutput]
+# (params, states[B]) -> (masked prior logits float32 [B, A], mover-relative values float32 [B, N]):
+# what search asks of a position. By default the network (:func:`evaluate`); a fixed evaluator
+# (e.g. RingRift's heuristic, rlloop.games.ringrift.heuristic_players) can stand in for it.
+Evaluator = Callable[[Any, State], tuple[jax.Array, jax.Array]]
 
 
 @chex.dataclass(frozen=True)
@@ -92,14 +96,17 @@ def _value_for(values: jax.Array, mover: jax.Array, viewer: jax.Array, num_playe
 
 
 def make_recurrent_fn(
-    network: Any, game: Game, max_actions: int = 0, max_forced_moves: int = 0
+    network: Any, game: Game, max_actions: int = 0, max_forced_moves: int = 0,
+    evaluator: Evaluator | None = None,
 ) -> Callable:
     """The mctx ``recurrent_fn``: step the game, evaluate the network, reduce to one scalar.
 
     ``max_actions`` > 0: mctx's actions are slots of ``embedding.slots`` (see the module doc).
     ``max_forced_moves`` > 0: after the step, forced moves are played (see the module doc).
+    ``evaluator``: evaluates positions instead of ``network`` (default: the network).
     """
     num_players = game.num_players
+    evaluator = evaluator or functools.partial(evaluate, network, game)
 
     def recurrent_fn(params: Any, key: jax.Array, action: jax.Array, embedding: Embedding):
         del key  # the game and the network are deterministic
@@ -109,7 +116,7 @@ def make_recurrent_fn(
             action = jnp.take_along_axis(embedding.slots, action[:, None], axis=1)[:, 0]
         next_state = jax.vmap(game.step)(state, action)
         next_state = play_forced(game, next_state, max_forced_moves)
-        logits, values = evaluate(network, game, params, next_state)
+        logits, values = evaluator(params, next_state)
         slots = None
         if max_actions:
             logits, slots = compact_actions(logits, next_state.legal_action_mask, max_actions)
@@ -154,6 +161,7 @@ def make_search(
     pb_c_base: float = 19652.0,
     max_actions: int = 256,
     max_forced_moves: int = 0,
+    evaluator: Evaluator | None = None,
 ) -> SearchFn:
     """Batched search ``(params, key, states[B]) -> mctx.PolicyOutput`` (not jitted itself).
 
@@ -165,6 +173,8 @@ def make_search(
     The output's ``action`` and ``action_weights`` [B, num_actions] are always game actions;
     its ``search_tree`` is in slot space when slots are used.
     ``max_forced_moves``: forced moves played after each move in the tree (0 = none).
+    ``evaluator``: prior and values of a position instead of ``network``'s (see
+    :data:`Evaluator`; ``network`` is then unused).
     """
     if algorithm not in ("gumbel", "puct"):
         raise ValueError(f"search algorithm {algorithm!r} is unknown; valid: gumbel, puct")
@@ -173,7 +183,8 @@ def make_search(
     if max_forced_moves < 0:
         raise ValueError(f"search max_forced_moves must be >= 0, got {max_forced_moves}")
     compact = max_actions if 0 < max_actions < game.num_actions else 0
-    recurrent_fn = make_recurrent_fn(network, game, compact, max_forced_moves)
+    evaluator = evaluator or functools.partial(evaluate, network, game)
+    recurrent_fn = make_recurrent_fn(network, game, compact, max_forced_moves, evaluator)
 
     def search(params: Any, key: jax.Array, states: State) -> mctx.PolicyOutput:
         output = _search(params, key, states)
@@ -187,7 +198,7 @@ def make_search(
         return output.replace(action=action, action_weights=weights)
 
     def _search(params: Any, key: jax.Array, states: State) -> mctx.PolicyOutput:
-        logits, values = evaluate(network, game, params, states)
+        logits, values = evaluator(params, states)
         legal = states.legal_action_mask
         slots = None
         if compact:
