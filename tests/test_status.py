@@ -71,8 +71,11 @@ def test_status_from_another_process_while_the_loop_runs(tmp_path: Path) -> None
         assert seen["loop"]["phase"] in {"selfplay", "train", "gate", "checkpoint"}
         assert seen["loop"]["pid"] == loop.pid
         # --watch keeps printing until Ctrl-C.
+        # Ctrl-C as at a terminal: a background job (nohup ... &) starts its children with
+        # SIGINT ignored, and Python then never raises KeyboardInterrupt.
         watch = subprocess.Popen([sys.executable, "-m", "rlloop.status", str(run_dir), "--watch", "0.2"],
-                                 stdout=subprocess.PIPE, text=True)  # fmt: skip
+                                 stdout=subprocess.PIPE, text=True,
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
         frames: list[str] = []
         reader = threading.Thread(target=lambda: frames.extend(watch.stdout), daemon=True)
         reader.start()  # read as it prints: a full pipe never blocks it
