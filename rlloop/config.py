@@ -231,10 +231,14 @@ class HardwareConfig:
     # Persistent XLA compilation cache (off for RingRift when num_cpu_devices > 1 on CPU:
     # cached sharded programs deadlocked there, see parallel.configure_jax).
     compilation_cache: bool = True
-    # Multi-host (jax.distributed); empty coordinator means single-process.
-    coordinator_address: str = ""
-    num_processes: int = 1
-    process_id: int = 0
+    # Several processes over jax.distributed (rlloop.distributed; docs/design.md, "Many
+    # machines"). Unset values come from RLLOOP_COORDINATOR / RLLOOP_NUM_PROCESSES /
+    # RLLOOP_PROCESS_ID, then from SLURM's task environment; no count anywhere: one process.
+    coordinator_address: str = ""  # host:port process 0 serves the coordinator on
+    num_processes: int | None = None
+    process_id: int | None = None
+    # The longest wait for the coordinator and the other processes at start-up.
+    init_timeout_seconds: float = 60.0
 
 
 @dataclasses.dataclass
@@ -344,7 +348,7 @@ def validate(config: DictConfig) -> DictConfig:
         "loop.iterations", "loop.moves_per_chunk", "loop.chunks_per_iteration",
         "loop.log_every", "loop.checkpoint_every", "loop.keep_checkpoints",
         "hardware.games_per_device", "hardware.side_workers", "hardware.side_threads",
-        "hardware.num_processes", "gate.every", "gate.screen_games", "gate.num_simulations",
+        "hardware.init_timeout_seconds", "gate.every", "gate.screen_games", "gate.num_simulations",
         "gate.keep_champions", "perfect_play.every",
     ):  # fmt: skip
         problems += _positive(config, path)
@@ -375,11 +379,13 @@ def validate(config: DictConfig) -> DictConfig:
             f"train.min_replay_size={config.train.min_replay_size} exceeds "
             f"train.replay_capacity={config.train.replay_capacity}"
         )
-    if not 0 <= config.hardware.process_id < config.hardware.num_processes:
-        problems.append(
-            f"hardware.process_id={config.hardware.process_id} must be in "
-            f"[0, hardware.num_processes={config.hardware.num_processes})"
-        )
+    count, index = config.hardware.num_processes, config.hardware.process_id
+    if count is not None and count < 1:
+        problems.append(f"hardware.num_processes={count} must be >= 1 (null: from the environment)")
+    if index is not None and index < 0:
+        problems.append(f"hardware.process_id={index} must be >= 0 (null: from the environment)")
+    elif index is not None and count is not None and index >= count:
+        problems.append(f"hardware.process_id={index} must be in [0, hardware.num_processes={count})")
     for name in ("memory", "disk"):
         warn = OmegaConf.select(config, f"resources.{name}_warn")
         critical = OmegaConf.select(config, f"resources.{name}_critical")

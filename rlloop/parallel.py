@@ -15,6 +15,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from rlloop import distributed
+
 log = logging.getLogger(__name__)
 DATA_AXIS = "data"
 DEFAULT_CACHE_DIR = Path(os.environ.get("RLLOOP_CACHE_DIR", Path.home() / ".cache" / "rlloop" / "xla"))
@@ -32,11 +34,14 @@ def configure_jax(hardware: Any, *, cache_dir: str | Path | None = None, game: s
     - ``num_cpu_devices`` virtual XLA host devices (one per core measured best on CPU);
     - the persistent compilation cache (compiles once per config across runs);
     - GPU memory fraction;
-    - ``jax.distributed.initialize`` when a coordinator address is given.
+    - ``jax.distributed.initialize`` when the config or the environment asks for several
+      processes (``rlloop.distributed``: which source wins, the bounded wait).
 
     If JAX's backends are already up (e.g. a notebook ran JAX first), device settings cannot
-    change any more; this logs a warning and leaves them.
+    change any more; this logs a warning and leaves them, and a multi-process start-up raises
+    ``distributed.StartupError`` (unless ``jax.distributed`` is already initialised).
     """
+    group = distributed.from_hardware(hardware)  # first: a missing value fails before any work
     if hardware.memory_fraction:
         os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", str(hardware.memory_fraction))
     cache = bool(hardware.compilation_cache)
@@ -57,6 +62,12 @@ def configure_jax(hardware: Any, *, cache_dir: str | Path | None = None, game: s
         jax.config.update("jax_compilation_cache_dir", str(directory))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     if _backends_initialized():
+        if group is not None and not jax.distributed.is_initialized():
+            raise distributed.StartupError(
+                f"jax.distributed must start before any JAX work, but JAX's backends are already "
+                f"up in this process (process {group.process_id} of {group.num_processes}, "
+                f"coordinator {group.coordinator_address}): configure in a fresh process"
+            )
         if hardware.num_cpu_devices and len(jax.devices("cpu")) != hardware.num_cpu_devices:
             log.warning(
                 "JAX is already initialised with %d CPU device(s); hardware.num_cpu_devices=%d "
@@ -68,12 +79,8 @@ def configure_jax(hardware: Any, *, cache_dir: str | Path | None = None, game: s
         jax.config.update("jax_num_cpu_devices", int(hardware.num_cpu_devices))
     if hardware.platform in ("cpu", "gpu", "tpu"):
         jax.config.update("jax_platforms", {"gpu": "cuda,cpu", "tpu": "tpu,cpu"}.get(hardware.platform, "cpu"))
-    if hardware.coordinator_address:
-        jax.distributed.initialize(
-            coordinator_address=hardware.coordinator_address,
-            num_processes=int(hardware.num_processes),
-            process_id=int(hardware.process_id),
-        )
+    if group is not None:
+        distributed.initialize(group)
 
 
 def devices_for(platform: str = "auto") -> list[jax.Device]:

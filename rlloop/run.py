@@ -28,6 +28,7 @@ register_schemas()
 def main(config: DictConfig) -> None:
     """Hydra entry point: validate, then run the loop."""
     from rlloop.checkpoints import CheckpointError
+    from rlloop.distributed import StartupError
     from rlloop.ledger import LedgerError
     from rlloop.loop import Loop
 
@@ -43,7 +44,7 @@ def main(config: DictConfig) -> None:
         sys.exit(2)
     try:
         loop = Loop(config)
-    except (CheckpointError, LedgerError, ValueError) as error:
+    except (CheckpointError, LedgerError, StartupError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     with loop:

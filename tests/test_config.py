@@ -60,6 +60,10 @@ def test_bad_keys_and_types_are_named(override: str, expected: str) -> None:
         ("model.architecture=transformer", "valid: resnet, mlp"),
         ("hardware.memory_fraction=1.5", "hardware.memory_fraction=1.5"),
         ("train.min_replay_size=10", None),
+        ("hardware.init_timeout_seconds=0", "hardware.init_timeout_seconds=0.0 must be > 0"),
+        ("hardware.process_id=-1", r"hardware.process_id=-1 must be >= 0"),
+        ("hardware.num_processes=0", r"hardware.num_processes=0 must be >= 1"),
+        ("hardware.process_id=2", None),  # the count may come from the environment
     ],
 )
 def test_bad_values_are_named(override: str, expected: str | None) -> None:
