@@ -29,6 +29,21 @@ def test_every_config_file_composes(override: str) -> None:
         assert config.hardware.name == override.split("=", 1)[1]
 
 
+@pytest.mark.parametrize("name", _options("launcher"))
+def test_every_launcher_composes(name: str) -> None:
+    """``+launcher=NAME`` selects a Hydra launcher plugin (the ``cluster`` extra)."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install 'rlloop[cluster]'")
+    from hydra import compose, initialize_config_dir
+
+    rlloop.config.register_schemas()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose("config", overrides=[f"+launcher={name}", "+hardware=pod"], return_hydra_config=True)
+    assert config.hydra.runtime.choices["hydra/launcher"] == f"submitit_{name}"
+    assert config.hydra.launcher.tasks_per_node == 1  # one process per machine
+    assert config.hydra.launcher._target_.endswith("SlurmLauncher")
+    rlloop.config.validate(config)
+
+
 def test_hardware_is_appended_not_defaulted() -> None:
     assert "hardware" not in (CONF_DIR / "config.yaml").read_text().split("defaults:")[1].split("\n\n")[0]
     with pytest.raises(HydraException, match=r"\+hardware=zeus"):
