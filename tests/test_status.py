@@ -72,10 +72,12 @@ def test_status_from_another_process_while_the_loop_runs(tmp_path: Path) -> None
         assert seen["loop"]["pid"] == loop.pid
         # --watch keeps printing until Ctrl-C.
         # Ctrl-C as at a terminal: a background job (nohup ... &) starts its children with
-        # SIGINT ignored, and Python then never raises KeyboardInterrupt.
-        watch = subprocess.Popen([sys.executable, "-m", "rlloop.status", str(run_dir), "--watch", "0.2"],
-                                 stdout=subprocess.PIPE, text=True,
-                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+        # SIGINT ignored, and Python then never raises KeyboardInterrupt; the child puts
+        # Python's own handler back before it runs ``python -m rlloop.status``.
+        interruptible = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                         "sys.argv[0] = 'rlloop.status'; runpy.run_module('rlloop.status', run_name='__main__')")
+        watch = subprocess.Popen([sys.executable, "-c", interruptible, str(run_dir), "--watch", "0.2"],
+                                 stdout=subprocess.PIPE, text=True)  # fmt: skip
         frames: list[str] = []
         reader = threading.Thread(target=lambda: frames.extend(watch.stdout), daemon=True)
         reader.start()  # read as it prints: a full pipe never blocks it
