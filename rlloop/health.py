@@ -127,8 +127,10 @@ class LearningHealth:
         now = time.time() if now is None else now
         self._iterations.append((float(seconds), self._current))
         self._current = {}
+        promotions, models = ledger.promotions(), ledger.models()  # read once for every lineage
         configurations = {
-            name: self._lineage(name, iteration, facts, ledger, now) for name, facts in lineages.items()
+            name: self._lineage(name, iteration, facts, promotions, models, now)
+            for name, facts in lineages.items()
         }
         document = self._document(iteration, configurations, side, now)
         if self.enabled:
@@ -162,11 +164,11 @@ class LearningHealth:
             "loss": sum(loss * n for loss, n in losses) / sum(n for _, n in losses) if losses else None,
         }
 
-    def _lineage(self, name: str, iteration: int, facts: Mapping[str, Any], ledger: Ledger,
-                 now: float) -> dict[str, Any]:  # fmt: skip
-        promotions = [p for p in ledger.promotions() if p.config in (name, "")]
-        models = {model.id: model for model in ledger.models(config=name)} or {
-            model.id: model for model in ledger.models() if model.config == ""
+    def _lineage(self, name: str, iteration: int, facts: Mapping[str, Any], all_promotions: list[Any],
+                 all_models: list[Any], now: float) -> dict[str, Any]:  # fmt: skip
+        promotions = [p for p in all_promotions if p.config in (name, "")]
+        models = {m.id: m for m in all_models if m.config == name} or {
+            m.id: m for m in all_models if m.config == ""
         }
         champion = models.get(str(facts.get("champion") or ""))
         champions = [p.model_id for p in promotions][-TREND_CHAMPIONS:]

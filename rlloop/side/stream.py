@@ -60,13 +60,13 @@ def network_values(network: Any, params: Any, observations: np.ndarray) -> np.nd
     """The network's value [M] of each observation from its mover's view, in fixed batches
     (one compilation per network)."""
     apply = _value_function(network)
+    params = jax.device_put(params, jax.local_devices()[0])  # once, not per batch
     out = np.empty(len(observations), np.float32)
     for start in range(0, len(observations), VALUE_BATCH):
         part = np.asarray(observations[start : start + VALUE_BATCH], np.float32)
         padded = np.zeros((VALUE_BATCH, *part.shape[1:]), np.float32)
         padded[: len(part)] = part
-        params_here = jax.device_put(params, jax.local_devices()[0])
-        out[start : start + len(part)] = np.asarray(apply(params_here, padded))[: len(part)]
+        out[start : start + len(part)] = np.asarray(apply(params, padded))[: len(part)]
     return out
 
 
@@ -86,6 +86,7 @@ class SideTrainers:
         self.pool = SidePool.from_config(config)
         self._plays: dict[str, int] = dict.fromkeys(lineages, 0)
         self._holdout: dict[str, dict[str, np.ndarray]] = {}  # newest unseen samples per lineage
+        self._calibrated: dict[str, set[str]] = {}  # champions with a report, read from disk once
         for name, lineage in lineages.items():
             self.pool.note_existing_models(name, lineage.paths.side_dir)
         self.telemetry.message(
@@ -174,9 +175,11 @@ class SideTrainers:
     def report_champion_once(self, name: str, model_id: str, params: Any, iteration: int) -> dict[str, Any]:
         """:meth:`champion_report` for a champion that has none yet (the run's first, or the
         one a resumed run starts with), once there are unseen samples to measure it on."""
-        side_dir = self.lineages[name].paths.side_dir
-        done = {json.loads(p.read_text()).get("model_id") for p in side_dir.glob("calibration-*.json")}
-        if not model_id or model_id in done or name not in self._holdout:
+        if name not in self._calibrated:
+            side_dir = self.lineages[name].paths.side_dir
+            self._calibrated[name] = {json.loads(p.read_text()).get("model_id")
+                                      for p in side_dir.glob("calibration-*.json")}  # fmt: skip
+        if not model_id or model_id in self._calibrated[name] or name not in self._holdout:
             return {}
         return self.champion_report(name, model_id, params, iteration)
 
@@ -204,6 +207,7 @@ class SideTrainers:
         payload = {"config": name, "model_id": model_id, "iteration": iteration,
                    "reports": {label: report.as_dict() for label, report in reports.items()}}  # fmt: skip
         atomic_write_json(side_dir / f"calibration-{iteration}.json", payload, allow_nan=False)
+        self._calibrated.setdefault(name, set()).add(model_id)
         self.ledger.add_event(CALIBRATION_EVENT, {
             **{k: v for k, v in payload.items() if k != "reports"},
             **{f"{label.split()[0]}_ece": report.expected_calibration_error for label, report in reports.items()},
