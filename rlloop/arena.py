@@ -276,6 +276,53 @@ def play_match(
     )
 
 
+def match_slices(num_games: int, slices: int) -> list[int]:
+    """Games of each of ``slices`` slices of a match of ``num_games`` (even): pairs dealt as
+    evenly as possible, the first slices one pair more."""
+    pairs, extra = divmod(num_games // 2, slices)
+    return [2 * (pairs + (index < extra)) for index in range(slices)]
+
+
+def play_match_slices(
+    game: Game,
+    player_a: Player,
+    player_b: Player,
+    *,
+    num_games: int,
+    key: jax.Array,
+    opening_moves: int = 2,
+    slices: int = 1,
+    local: list[int] | None = None,
+) -> MatchOutcome:
+    """The part of a match of ``num_games`` that slices ``local`` play: the match is cut into
+    ``slices`` slices (:func:`match_slices`), slice ``i`` played with ``key`` folded with ``i``
+    (one slice: ``key`` itself, :func:`play_match`). The slices of a match depend only on its
+    size, key and slice count, so a match split over the processes of a run (each plays the
+    slices of its devices, the counts are summed) gives the games a one-process run plays.
+    Every slice is dispatched before any result is fetched."""
+    if num_games < 2 or num_games % 2:
+        raise ValueError(f"num_games must be an even number >= 2, got {num_games}")
+    if slices == 1:
+        return play_match(game, player_a, player_b, num_games=num_games, key=key, opening_moves=opening_moves)
+    sizes = match_slices(num_games, slices)
+    running = []
+    for index in range(slices) if local is None else local:
+        if sizes[index]:
+            run = _compiled_match(game, player_a.act, player_b.act, sizes[index], opening_moves)
+            running.append(run(player_a.params, player_b.params, jax.random.fold_in(key, index)))
+    fetched = jax.device_get(running)
+    result = np.concatenate([np.asarray(r) for r, _ in fetched]) if fetched else np.zeros(0)
+    lengths = np.concatenate([np.asarray(n) for _, n in fetched]) if fetched else np.zeros(0, np.int32)
+    return MatchOutcome(
+        player_a=player_a.name,
+        player_b=player_b.name,
+        wins_a=int((result > 0).sum()),
+        draws=int((result == 0).sum()),
+        wins_b=int((result < 0).sum()),
+        lengths=lengths,
+    )
+
+
 def gauntlet(
     game: Game,
     candidate: Player,

@@ -837,14 +837,22 @@ def _devices_child(args: argparse.Namespace) -> Iterable[Record]:
 
     mesh = parallel.make_mesh()
     net, sims, batch = args.child_config.split(":")
+    processes = jax.process_count()
     config = {"game": args.devices_game, "net": net, "simulations": int(sims),
               "batch_size": int(batch), "devices": mesh.devices.size}  # fmt: skip
-    programs = ("shard_map", "jit") if mesh.devices.size > 1 else ("shard_map",)
+    if processes > 1:
+        config["processes"] = processes
+    programs = ("shard_map", "jit") if mesh.devices.size > 1 and processes == 1 else ("shard_map",)
     rates = {}
     for program in programs:
         rate, compile_seconds = measure_rlloop_selfplay(
             net, int(sims), int(batch), args, mesh, game_name=args.devices_game, program=program
         )
+        if processes > 1:  # each timed its own games (its share of the batch): the run's rate is the sum
+            rate = float(sum(parallel.gather(rate / processes)))
+            compile_seconds = max(parallel.gather(compile_seconds))
+            if jax.process_index():
+                continue
         rates[program] = rate
         name = "devices_selfplay" if program == "shard_map" else "devices_selfplay_spmd_jit"
         yield record(f"{name}_moves", rate, "moves/s", **config)
@@ -866,6 +874,35 @@ def _run_child(command: list[str], timeout: float) -> list[Record]:
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _run_children(commands: list[list[str]], timeout: float) -> list[Record]:
+    """Run ``commands`` at once (the processes of one multi-process run); process 0's records."""
+    import subprocess
+
+    running = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    outputs = []
+    try:
+        for command, process in zip(commands, running, strict=True):
+            out, err = process.communicate(timeout=timeout)
+            if process.returncode:
+                raise RuntimeError(f"{' '.join(command)} failed:\n{err[-2000:]}")
+            outputs.append(out)
+    except subprocess.TimeoutExpired as error:
+        raise RuntimeError(f"{' '.join(error.cmd)} did not finish in {error.timeout} s") from error
+    finally:
+        for process in running:
+            if process.poll() is None:
+                process.kill()
+    return [json.loads(line) for line in outputs[0].splitlines()]
+
+
 def _devices_suite(args: argparse.Namespace) -> Iterable[Record]:
     counts = (1, max(2, args.devices))
     for net, sims, batch in _devices_grid(args):
@@ -883,6 +920,27 @@ def _devices_suite(args: argparse.Namespace) -> Iterable[Record]:
         yield record(
             "devices_ratio", rates[counts[1]] / rates[1], "x", game=args.devices_game, net=net,
             simulations=sims, batch_size=batch, devices=counts[1], versus=1,
+        )  # fmt: skip
+        # The same devices as processes: counts[1] processes of one device each, over
+        # jax.distributed on 127.0.0.1 (gloo), vs one process of counts[1] devices.
+        processes = counts[1]
+        port = _free_port()
+        children = [
+            [sys.executable, "-m", "rlloop.bench", "--devices-child", "1", "--child-config", f"{net}:{sims}:{batch}",
+             "--seconds", str(args.seconds), "--devices-game", args.devices_game,
+             "--child-processes", str(processes), "--child-process-id", str(index),
+             "--child-coordinator", f"127.0.0.1:{port}"]
+            for index in range(processes)
+        ]  # fmt: skip
+        rate = None
+        for item in _run_children(children, args.child_timeout):
+            yield item
+            if item["name"] == "devices_selfplay_moves":
+                rate = item["value"]
+        yield record(
+            "devices_processes_ratio", rate / rates[counts[1]], "x", game=args.devices_game, net=net,
+            simulations=sims, batch_size=batch, processes=processes, devices_each=1,
+            versus=f"1 process x {counts[1]} devices",
         )  # fmt: skip
 
 
@@ -1338,10 +1396,22 @@ def main(argv: list[str] | None = None) -> int:
     # can only be chosen before JAX starts, so each count needs a fresh process.
     parser.add_argument("--devices-child", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--child-config", default="2x32:8:64", help=argparse.SUPPRESS)
+    # ... and, for its multi-process row, as one of several processes over jax.distributed.
+    parser.add_argument("--child-processes", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--child-process-id", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--child-coordinator", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.started = time.perf_counter()
     if args.devices_child:
         set_host_devices(args.devices_child)
+        if args.child_processes > 1:
+            from rlloop import distributed
+
+            jax.config.update("jax_platforms", "cpu")
+            distributed.initialize(distributed.ProcessGroup(
+                args.child_coordinator, args.child_processes, args.child_process_id, 120.0,
+                ("--child-coordinator", "--child-processes", "--child-process-id"),
+            ))  # fmt: skip
         for line in _devices_child(args):
             print(json.dumps(line), flush=True)
         return 0

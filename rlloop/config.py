@@ -239,6 +239,9 @@ class HardwareConfig:
     process_id: int | None = None
     # The longest wait for the coordinator and the other processes at start-up.
     init_timeout_seconds: float = 60.0
+    # A multi-process run: a process that has not been heard from (its heartbeat) for this long
+    # is taken as lost, and every other process stops with a message naming it.
+    peer_timeout_seconds: float = 30.0
 
 
 @dataclasses.dataclass
@@ -348,7 +351,8 @@ def validate(config: DictConfig) -> DictConfig:
         "loop.iterations", "loop.moves_per_chunk", "loop.chunks_per_iteration",
         "loop.log_every", "loop.checkpoint_every", "loop.keep_checkpoints",
         "hardware.games_per_device", "hardware.side_workers", "hardware.side_threads",
-        "hardware.init_timeout_seconds", "gate.every", "gate.screen_games", "gate.num_simulations",
+        "hardware.init_timeout_seconds", "hardware.peer_timeout_seconds", "gate.every",
+        "gate.screen_games", "gate.num_simulations",
         "gate.keep_champions", "perfect_play.every",
     ):  # fmt: skip
         problems += _positive(config, path)

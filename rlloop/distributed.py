@@ -23,6 +23,7 @@ bounded wait for the coordinator.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -189,6 +190,21 @@ def initialize(group: ProcessGroup) -> None:
     )
 
 
+def report_lost(process_id: int, num_processes: int, who: str, why: str, exit: Any = None) -> None:
+    """Print that ``who`` was lost and end this process with ``EXIT_PEER_LOST`` (never returns
+    with the default ``exit``)."""
+    import sys
+
+    message = (
+        f"[rlloop] process {process_id} of {num_processes}: lost {who}: {why}. Stopping this "
+        f"process too (exit status {EXIT_PEER_LOST}); restart every process to resume from the "
+        "last complete checkpoint"
+    )
+    log.critical(message)
+    print(message, file=sys.stderr, flush=True)
+    (exit or os._exit)(EXIT_PEER_LOST)
+
+
 def wait_for_coordinator(group: ProcessGroup, *, deadline: float) -> None:
     """Return once the coordinator's port accepts a TCP connection; StartupError at ``deadline``
     (a ``time.monotonic()`` time)."""
@@ -256,3 +272,113 @@ def first_host(nodelist: str) -> str:
     if not bracket:
         return prefix.strip()
     return prefix.strip() + rest.split(",", 1)[0].split("-", 1)[0].split("]", 1)[0]
+
+
+# ---------------------------------------------------------------------- losing a process
+EXIT_PEER_LOST = 75  # the exit status of a process that stopped because another was lost
+HEARTBEAT_KEY = "rlloop/heartbeat/{}"
+DONE = "done"
+
+
+class Watchdog:
+    """Stops this process when another process of the run is lost, instead of leaving it
+    waiting in a collective that can never finish.
+
+    A daemon thread beats every ``interval`` seconds: it bumps this process's counter in the
+    coordinator's key-value store and reads every other process's. A process whose counter
+    has not moved for ``timeout`` seconds (by this process's clock: machines' clocks need not
+    agree), or a coordinator that no longer answers (process 0 is gone), ends this process at
+    once (``os._exit(EXIT_PEER_LOST)``) after a message naming the lost process. Collectives
+    release the GIL while they wait, so the thread runs while the loop is stuck in one.
+    Nothing is lost: every checkpoint the run reported saved is complete, and restarting every
+    process resumes from the newest one.
+    """
+
+    def __init__(self, process_id: int, num_processes: int, *, timeout: float, interval: float = 1.0,
+                 client: Any = None, exit: Any = None) -> None:  # fmt: skip
+        import threading
+
+        if client is None:
+            from jax._src import distributed as jax_distributed
+
+            client = jax_distributed.global_state.client
+        self.process_id, self.num_processes = process_id, num_processes
+        self.timeout, self.interval = float(timeout), float(interval)
+        self._client = client
+        self._exit = exit if exit is not None else os._exit
+        self._stopped = threading.Event()
+        now = time.monotonic()
+        self._seen = {peer: ("", now) for peer in range(num_processes) if peer != process_id}
+        self._thread = threading.Thread(target=self._run, name="rlloop-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """This process is done (its run ended): the others stop watching it."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        with contextlib.suppress(Exception):
+            self._client.key_value_set(HEARTBEAT_KEY.format(self.process_id), DONE, allow_overwrite=True)
+
+    def fail(self, error: BaseException) -> None:
+        """This process's run raised ``error`` (often a collective that lost its peer): print
+        it, give the heartbeats up to ``timeout`` seconds to name a lost process (then exit as
+        :meth:`_lost` does), else exit with status 1. Never returns: a process that left the
+        loop cannot join the others' collectives again, and JAX's shutdown would wait for them."""
+        import sys
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+        print(f"[rlloop] process {self.process_id} of {self.num_processes}: the run failed "
+              f"({type(error).__name__}); checking the other processes' heartbeats for up to "
+              f"{self.timeout:g} s", file=sys.stderr, flush=True)  # fmt: skip
+        self._thread.join(self.timeout + 2 * self.interval)
+        print(f"[rlloop] process {self.process_id}: stopping (exit status 1); every other process "
+              "stops when it misses this one; restart every process to resume from the last "
+              "complete checkpoint", file=sys.stderr, flush=True)  # fmt: skip
+        self._exit(1)
+
+    def _run(self) -> None:
+        beats = 0
+        done: set[int] = set()  # peers whose run ended
+        while not self._stopped.wait(self.interval):
+            for peer in done:
+                self._seen.pop(peer, None)
+            beats += 1
+            try:
+                self._client.key_value_set(HEARTBEAT_KEY.format(self.process_id), str(beats), allow_overwrite=True)
+            except Exception as error:  # the coordination service (process 0) is gone
+                if self._stopped.is_set():
+                    return
+                self._lost(0, f"the coordinator does not answer ({type(error).__name__}: {str(error)[:200]})")
+                return
+            now = time.monotonic()
+            for peer, (value, since) in self._seen.items():
+                try:
+                    current = str(self._client.key_value_try_get(HEARTBEAT_KEY.format(peer)))
+                except Exception:  # not beaten yet
+                    current = value
+                if current == DONE:
+                    done.add(peer)
+                elif current != value:
+                    self._seen[peer] = (current, now)
+                elif now - since > self.timeout:
+                    self._lost(peer, f"no heartbeat for {now - since:.0f} s (hardware.peer_timeout_seconds="
+                                     f"{self.timeout:g})")  # fmt: skip
+                    return
+
+    def _lost(self, peer: int, why: str) -> None:
+        if self._stopped.is_set():
+            return
+        who = f"process {peer}" + (" (the coordinator)" if peer == 0 else "")
+        report_lost(self.process_id, self.num_processes, who, why, exit=self._exit)
+
+
+def start_watchdog(hardware: Any) -> Watchdog | None:
+    """A :class:`Watchdog` for this process when the run has several (None otherwise)."""
+    import jax
+
+    if jax.process_count() == 1:
+        return None
+    timeout = float(getattr(hardware, "peer_timeout_seconds", 30.0))
+    return Watchdog(jax.process_index(), jax.process_count(), timeout=timeout)

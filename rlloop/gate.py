@@ -22,14 +22,14 @@ from typing import Any
 
 import jax
 
-from rlloop import progress
+from rlloop import parallel, progress
 from rlloop.arena import (
     BASELINES,
     MatchOutcome,
     Player,
     anchor_players,
     network_player,
-    play_match,
+    play_match_slices,
 )
 from rlloop.games.base import Game
 from rlloop.ledger import Ledger
@@ -125,12 +125,18 @@ class Gate:
         are refitted (default: the ledger's).
       prefix: put before the baselines' model ids (a run of several lineages names its
         models ``<lineage>/<id>``, so each lineage has its own random anchor).
+      slices, local_slices: every match is cut into ``slices`` slices (one per device of the
+        run's mesh) of which this process plays ``local_slices`` (its devices' positions);
+        the counts are summed over processes (``arena.play_match_slices``). Process 0 alone
+        writes the ledger and fits the ratings; the decision is the same in every process.
     """
 
     def __init__(
         self, game: Game, network: Any, gate_config: Any, search_knobs: dict[str, Any], ledger: Ledger,
-        *, config: str | None = None, prefix: str = "",
+        *, config: str | None = None, prefix: str = "", slices: int = 1,
+        local_slices: list[int] | None = None,
     ) -> None:  # fmt: skip
+        self.slices, self.local_slices = int(slices), local_slices
         self.game = game
         self.config = gate_config
         self.ledger = ledger
@@ -157,16 +163,22 @@ class Gate:
         return [*self.baselines.values(), *self.extra_anchors.values()]
 
     def player(self, model_id: str, params: Any) -> Player:
-        """The network player for ``model_id`` with ``params``."""
-        return Player(name=model_id, act=self._act, params=params)
+        """The network player for ``model_id`` with ``params`` (a copy on this process's first
+        device: arena programs run on one device, outside the mesh)."""
+        return Player(name=model_id, act=self._act, params=parallel.local_copy(params))
 
     def _match(self, a: Player, b: Player, games: int, stage: str, iteration: int, key: jax.Array) -> MatchOutcome:
-        outcome = play_match(
-            self.game, a, b, num_games=games, key=key, opening_moves=int(self.config.opening_moves)
+        outcome = play_match_slices(
+            self.game, a, b, num_games=games, key=key, opening_moves=int(self.config.opening_moves),
+            slices=self.slices, local=self.local_slices,
+        )  # fmt: skip
+        wins, draws, losses, length = parallel.global_sum(
+            [outcome.wins_a, outcome.draws, outcome.wins_b, float(outcome.lengths.sum())]
         )
+        outcome = dataclasses.replace(outcome, wins_a=int(wins), draws=int(draws), wins_b=int(losses))
         self.ledger.record_match(
             a.name, b.name, outcome.wins_a, outcome.draws, outcome.wins_b,
-            stage=stage, iteration=iteration, mean_length=float(outcome.lengths.mean()),
+            stage=stage, iteration=iteration, mean_length=float(length / max(outcome.games, 1)),
             config=self.lineage,
         )  # fmt: skip
         return outcome
@@ -217,7 +229,7 @@ class Gate:
                 if int(config.anchor_games):
                     self._match(candidate, baseline, int(config.anchor_games), "anchor", iteration, keys[2 + index])
                     games.update(int(config.anchor_games))
-        elo = self.refit_ratings()
+        elo = parallel.agree(self.refit_ratings)  # the ledger is process 0's
         return decide(
             config, screen=screen_counts, deep=deep_counts,
             candidate_elo=elo.get(candidate.name, float("nan")),

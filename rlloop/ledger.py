@@ -44,6 +44,7 @@ __all__ = [
     "LedgerError",
     "Match",
     "Model",
+    "ProcessLedger",
     "Promotion",
 ]
 
@@ -660,3 +661,34 @@ class Ledger:
         """``PRAGMA integrity_check``: ``'ok'`` for a sound file, otherwise the problems found."""
         rows = self._conn.execute("PRAGMA integrity_check").fetchall()
         return "\n".join(str(r[0]) for r in rows)
+
+
+_WRITES = frozenset({
+    "add_model", "set_status", "set_checkpoint", "set_rating", "record_match", "promote", "reject",
+    "add_event", "record_iteration",
+})  # fmt: skip
+
+
+class ProcessLedger:
+    """The ledger as processes other than 0 of a multi-process run see it: process 0 alone
+    writes the run's ledger, so writes here are dropped (returning 0), and reads raise
+    (LedgerError): a decision must come from process 0 (``parallel.agree``), never from a
+    ledger this process may see half-written or, on another machine, not at all."""
+
+    def __init__(self, *, config: str = "", process: int = 1) -> None:
+        self.config = str(config)
+        self.process = process
+        self.readonly = False
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _WRITES:
+            return lambda *args, **kwargs: 0
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise LedgerError(
+            f"process {self.process} read the ledger ({name}); only process 0 reads and writes it "
+            "in a multi-process run (a decision taken from it must be shared with parallel.agree)"
+        )

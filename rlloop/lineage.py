@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -35,7 +36,7 @@ from rlloop.perfect_play import PERFECT_PLAY_EVENT, PerfectPlayMonitor, default_
 from rlloop.perfect_play import metrics_of as perfect_play_metrics
 from rlloop.perfect_play import summary as perfect_play_summary
 from rlloop.programs import build_programs
-from rlloop.replay import PendingGames, ReplayBuffer, quality_problems
+from rlloop.replay import PendingGames, ShardedReplay, quality_problems, split_pending_state
 from rlloop.runs import LineageDir, atomic_savez
 from rlloop.search import search_knobs
 from rlloop.selfplay import Opponent
@@ -99,6 +100,10 @@ class Lineage:
         self.is_main_process = is_main_process
         self.mesh = mesh
         self.num_devices = mesh.devices.size
+        # This process's devices' positions on the mesh: its games, replay shards and slices
+        # of every gate match (a one-process run: every position).
+        self.positions = parallel.local_positions(mesh)
+        self.games_per_device = int(config.hardware.games_per_device)
         self.game = games.make(config.game.name)
         self.network = network_from_config(self.game, config.model)
         self.batch_size = int(config.hardware.games_per_device) * self.num_devices
@@ -113,6 +118,7 @@ class Lineage:
             root_key = jax.random.fold_in(root_key, 1000 + index)
         self._key = jax.random.fold_in(root_key, 1)
         seeds = [seed, jax.process_index()] + ([index] if index else [])
+        self._replay_seed = [seed, 11, index]  # + each shard's position
         self._rng = np.random.default_rng(seeds)
         self.side_rng = np.random.default_rng([*seeds, 7])  # side-trainer snapshots
         self.fresh_samples: dict[str, np.ndarray] = {}  # what the last self-play added to replay
@@ -148,7 +154,8 @@ class Lineage:
         self.gate = None
         if config.gate.enabled:
             knobs = search_knobs(config.search)
-            self.gate = Gate(self.game, self.network, config.gate, knobs, ledger, config=name, prefix=prefix)
+            self.gate = Gate(self.game, self.network, config.gate, knobs, ledger, config=name, prefix=prefix,
+                             slices=self.num_devices, local_slices=self.positions)  # fmt: skip
         self.champion_id = ""
         self.selfplay_params: Any = None
         self.perfect_play: PerfectPlayMonitor | None = None
@@ -195,7 +202,7 @@ class Lineage:
         held += size(self.seats) + size(list(self._opponents.values())) * copies
         if self.selfplay_params is not None:
             held += size(self.selfplay_params) * copies
-        return int(held + sum(array.nbytes for array in self.pending.state_dict().values()))
+        return int(held + sum(array.nbytes for p in self.pending for array in p.state_dict().values()))
 
     @contextlib.contextmanager
     def _compiling(self, program: str, what: str) -> Iterator[None]:
@@ -225,12 +232,31 @@ class Lineage:
         self._check_checkpoint_fits(meta)
         try:
             items, meta = self.checkpoints.restore(step, {"state": self.train_state, "selfplay": self.states})
-            replay, pending = self._restore_replay(step, meta)
         except Exception as error:
             raise DamagedCheckpoint(f"{type(error).__name__}: {error}") from error
+        # This process's files; every process learns whether all of them read back.
+        replay = pending = seats = None
+        try:
+            replay, pending, seats = self._restore_replay(step, meta)
+            problem = None
+        except Exception as error:
+            problem = f"{type(error).__name__}: {error}"
+        problems = parallel.gather(problem)
+        if any(problems):
+            where = (lambda k: f"process {k}: ") if len(problems) > 1 else (lambda k: "")
+            raise DamagedCheckpoint("; ".join(f"{where(k)}{p}" for k, p in enumerate(problems) if p))
+        replay.sync()
+        waiting = int(parallel.global_sum(sum(p.num_waiting for p in pending)))
+        names = [path.name for path in self._replay_files(step)]
+        if jax.process_count() > 1:
+            names = ["the replay files of every process", "the waiting-move files of every process"]
+        for what, found, key, where in (("added samples", replay.total_added, "replay_total_added", names[0]),
+                                        ("waiting moves", waiting, "pending_waiting", names[1])):  # fmt: skip
+            if meta.get(key) is not None and found != int(meta[key]):  # absent before 2026-12-04
+                raise DamagedCheckpoint(f"{where} hold(s) {found:,} {what}, its checkpoint recorded {int(meta[key]):,}")
         self.train_state, self.states = items["state"], items["selfplay"]
         self.replay, self.pending = replay, pending
-        self._restore_seats(meta.get("seats"))
+        self._restore_seats(seats if seats is not None else meta.get("seats"))
         self.iteration = int(meta["iteration"])
         self.active_iterations = int(meta.get("active_iterations", self.iteration))
         self.total_games = int(meta.get("total_games", 0))
@@ -241,15 +267,16 @@ class Lineage:
         self._rng.bit_generator.state = meta["numpy_rng"]
         return meta
 
-    def _restore_seats(self, saved: list[int] | None) -> None:
+    def _restore_seats(self, saved: Any) -> None:
         """The network's seat in each asymmetric game, as saved with the games. A checkpoint
         without them (written with another ``opponent_mix``) keeps this lineage's fresh seats:
         a game then in progress may turn asymmetric, or back to self-play, mid-game."""
-        if self.seats is None or saved is None or len(saved) != self.seats.shape[0]:
+        local = len(self.positions) * self.games_per_device
+        if self.seats is None or saved is None or len(saved) != local:
             if self.seats is not None:
                 self.message("the checkpoint has no seats for this opponent_mix: asymmetric games get new seats")
             return
-        self.seats = parallel.put_batch(np.asarray(saved, dtype=np.int32), self.mesh)
+        self.seats = parallel.put_local_batch(np.asarray(saved, dtype=np.int32), self.mesh)
 
     def _check_checkpoint_fits(self, meta: dict[str, Any]) -> None:
         """Refuse a checkpoint of another game or network shape (CheckpointError)."""
@@ -267,69 +294,85 @@ class Lineage:
                 f"{wanted_model} (use another run dir)"
             )
 
-    def _new_replay(self) -> ReplayBuffer:
-        return ReplayBuffer(
+    def _new_replay(self) -> ShardedReplay:
+        return ShardedReplay(
             int(self.config.train.replay_capacity),
+            positions=self.positions, num_devices=self.num_devices, seed=self._replay_seed,
             observation_shape=tuple(self.game.observation_shape),
             num_actions=self.game.num_actions,
             num_players=self.game.num_players,
             policy_slots=self.policy_slots,
         )
 
-    def _new_pending(self) -> PendingGames:
-        return PendingGames(
-            value_lambda=float(self.config.train.value_lambda), num_players=self.game.num_players,
-            policy_slots=self.policy_slots,
-        )  # fmt: skip
+    def _new_pending(self) -> list[PendingGames]:
+        """Waiting moves, one holder per local device (its games' columns of a chunk)."""
+        return [
+            PendingGames(
+                value_lambda=float(self.config.train.value_lambda), num_players=self.game.num_players,
+                policy_slots=self.policy_slots,
+            )
+            for _ in self.positions
+        ]  # fmt: skip
 
-    def _restore_replay(self, step: int, meta: dict[str, Any]) -> tuple[ReplayBuffer, PendingGames]:
-        """The replay and waiting moves saved with checkpoint ``step``, verified; raises when a
-        file is missing, damaged or not the one the meta recorded."""
-        replay_file, pending_file = self.paths.replay_file(step), self.paths.pending_file(step)
+    def _replay_files(self, step: int) -> tuple[Path, Path]:
+        """This process's replay and waiting-move files of checkpoint ``step``."""
+        process = jax.process_index() if jax.process_count() > 1 else None
+        return self.paths.replay_file(step, process), self.paths.pending_file(step, process)
+
+    def _restore_replay(self, step: int, meta: dict[str, Any]) -> tuple[ShardedReplay, list[PendingGames], Any]:
+        """This process's replay, waiting moves and asymmetric seats saved with checkpoint
+        ``step``; raises when a file is missing or damaged."""
+        replay_file, pending_file = self._replay_files(step)
         for path in (replay_file, pending_file):
             if not path.is_file():
                 raise FileNotFoundError(f"its file {path.relative_to(self.paths.root)} is missing")
         replay = self._new_replay()
-        replay.load(replay_file)
-        expected = meta.get("replay_total_added")  # absent in checkpoints before 2026-12-04
-        if expected is not None and replay.total_added != int(expected):
-            raise ValueError(
-                f"{replay_file.name} holds {replay.total_added:,} added samples, its checkpoint "
-                f"recorded {int(expected):,}"
-            )
+        replay.load([replay_file])
         pending = self._new_pending()
         with np.load(pending_file) as data:
-            pending.load_state_dict({name: data[name] for name in data.files})
-        expected = meta.get("pending_waiting")
-        if expected is not None and pending.num_waiting != int(expected):
-            raise ValueError(
-                f"{pending_file.name} holds {pending.num_waiting:,} waiting moves, its checkpoint "
-                f"recorded {int(expected):,}"
-            )
-        return replay, pending
+            state = {name: data[name] for name in data.files}
+        seats = state.pop("seats", None)
+        if "positions" in state:
+            saved = state.pop("positions").tolist()
+            if saved != self.positions:
+                raise ValueError(f"{pending_file.name} holds the games of devices {saved}, not {self.positions}")
+            parts = [{k.split("/", 1)[1]: v for k, v in state.items() if k.split("/", 1)[0] == str(p)}
+                     for p in self.positions]  # fmt: skip
+        else:  # written before waiting moves were kept per device: one holder of every column
+            parts = split_pending_state(state, len(self.positions))
+        for holder, part in zip(pending, parts, strict=True):
+            holder.load_state_dict(part)
+        return replay, pending, seats
 
     # ------------------------------------------------------------------ champion
     def select_selfplay_model(self) -> None:
-        """Self-play's model: the ledger's champion, else the latest checkpoint, else fresh."""
-        known = {m.id for m in self.ledger.models()}
-        for baseline in self.gate.baselines if self.gate is not None else BASELINES:
-            model_id = self.prefix + baseline
-            if model_id not in known:
-                self.ledger.add_model(model_id, parent=None, iteration=0, status="baseline",
-                                      note="fixed baseline player", config=self.name)  # fmt: skip
-        champion = self.ledger.champion(self.name)
+        """Self-play's model: the ledger's champion, else the latest checkpoint, else fresh
+        (process 0 reads the ledger; every process restores or saves the same one)."""
+
+        def ledger_champion() -> list[Any] | None:
+            known = {m.id for m in self.ledger.models()}
+            for baseline in self.gate.baselines if self.gate is not None else BASELINES:
+                model_id = self.prefix + baseline
+                if model_id not in known:
+                    self.ledger.add_model(model_id, parent=None, iteration=0, status="baseline",
+                                          note="fixed baseline player", config=self.name)  # fmt: skip
+            found = self.ledger.champion(self.name)
+            return None if found is None else [found.id, found.checkpoint]
+
+        chosen = parallel.agree(ledger_champion)
+        champion_id, checkpoint = chosen if chosen is not None else (None, None)
         params = None
-        if champion is not None:
+        if champion_id is not None:
             try:
-                step = int(str(champion.checkpoint).rsplit("/", 1)[-1])
+                step = int(str(checkpoint).rsplit("/", 1)[-1])
                 items, _ = self.champions.restore(step, {"params": self.train_state.params})
-                reason = f"the ledger's champion {champion.id}"
-                model_id, params = champion.id, items["params"]
+                reason = f"the ledger's champion {champion_id}"
+                model_id, params = champion_id, items["params"]
             except (ValueError, FileNotFoundError, CheckpointError) as error:
-                log.warning("champion %s has no readable checkpoint (%s)", champion.id, error)
+                log.warning("champion %s has no readable checkpoint (%s)", champion_id, error)
                 self.message(
-                    f"warning: champion {champion.id} has no readable checkpoint "
-                    f"({champion.checkpoint}); falling back"
+                    f"warning: champion {champion_id} has no readable checkpoint "
+                    f"({checkpoint}); falling back"
                 )
         if params is None:
             if self.iteration:
@@ -338,15 +381,15 @@ class Lineage:
                 reason = "no champion and no checkpoint; a fresh network"
             model_id, params = self.model_id(self.iteration), self.snapshot_params()
             self._save_champion(self.iteration, params, model_id)
-            parent = champion.id if champion is not None else None
-            if model_id in {m.id for m in self.ledger.models()}:
-                self.ledger.set_checkpoint(model_id, f"champions/{self.iteration}")
-                self.ledger.set_status(model_id, "champion")
-            else:
-                self.ledger.add_model(
-                    model_id, parent=parent, iteration=self.iteration, status="champion",
-                    checkpoint=f"champions/{self.iteration}", note="first champion", config=self.name,
-                )  # fmt: skip
+            if self.is_main_process:
+                if model_id in {m.id for m in self.ledger.models()}:
+                    self.ledger.set_checkpoint(model_id, f"champions/{self.iteration}")
+                    self.ledger.set_status(model_id, "champion")
+                else:
+                    self.ledger.add_model(
+                        model_id, parent=champion_id, iteration=self.iteration, status="champion",
+                        checkpoint=f"champions/{self.iteration}", note="first champion", config=self.name,
+                    )  # fmt: skip
         self.message(f"self-play uses {model_id}: {reason}")
         self.champion_id, self.selfplay_params = model_id, params
 
@@ -430,8 +473,8 @@ class Lineage:
         (``iteration``: the run's iteration being played, for ledger events)."""
         start = time.perf_counter()
         games_done = moves = added = 0
-        lengths: list[np.ndarray] = []
-        root_values: list[float] = []
+        length_sum = 0.0
+        root_values = np.zeros(2)  # sum and count of search's root values
         refused: list[str] = []
         against = np.zeros(2)  # asymmetric games finished, the network's score in them
         fresh: list[dict[str, np.ndarray]] = []
@@ -447,36 +490,51 @@ class Lineage:
                     self.states, self.seats, chunk = self.programs.play_against(
                         params, opponent(params), self.states, self.seats, self.next_key()
                     )
-                chunk = jax.device_get(chunk)
+                chunk = parallel.local_rows(chunk, axis=1)  # this process's games [T, local B]
             self.chunks_played += 1
-            against += _asymmetric_results(chunk)
+            # Each device's games: its waiting moves, its quality check, its replay shard.
+            width = self.games_per_device
+            per_device = [self.pending[k].add({name: value[:, k * width : (k + 1) * width]
+                                               for name, value in chunk.items()})
+                          for k in range(len(self.positions))]  # fmt: skip
+            problems = [
+                f"{'' if self.num_devices == 1 else f'device {position}: '}{problem}"
+                for position, samples in zip(self.positions, per_device, strict=True)
+                for problem in quality_problems(
+                    samples, min_mean_game_length=float(self.config.train.min_mean_game_length)
+                )
+            ]  # fmt: skip
+            finished = chunk["done"]
             choice = ~np.asarray(chunk["forced"])
-            entropies += (choice.sum(), chunk["policy_entropy"][choice].sum(), chunk["prior_entropy"][choice].sum())
-            samples = self.pending.add(chunk)
-            problems = quality_problems(
-                samples, min_mean_game_length=float(self.config.train.min_mean_game_length)
-            )
-            if problems:
+            counts = parallel.global_sum([  # the chunk's numbers, every process's games
+                finished.sum(), finished.size, sum(len(samples["policy_weights"]) for samples in per_device),
+                chunk["game_length"][finished].sum(), _total(chunk["root_value"]), chunk["root_value"].size,
+                choice.sum(), _total(chunk["policy_entropy"][choice]), _total(chunk["prior_entropy"][choice]),
+                *_asymmetric_results(chunk), len(problems),
+            ])  # fmt: skip
+            if counts[-1]:  # a device's data failed the check: nobody's is trained on
+                problems = [problem for found in parallel.gather(problems) for problem in found]
                 refused += problems
                 self.ledger.add_event("TRAINING_DATA_REFUSED", {"iteration": iteration,
                                                                 "config": self.name,
                                                                 "problems": problems})  # fmt: skip
                 self.message("refused self-play data: " + "; ".join(problems))
             else:
-                self.replay.add(samples)
-                fresh.append(samples)
-            finished = chunk["done"]
-            games_done += int(finished.sum())
-            moves += int(finished.size)
-            added += len(samples["policy_weights"]) if not problems else 0
-            lengths.append(chunk["game_length"][finished])
-            root_values.append(float(np.mean(chunk["root_value"])))
+                self.replay.add(per_device)
+                fresh.extend(per_device)
+                added += int(counts[2])
+            games_done += int(counts[0])
+            moves += int(counts[1])
+            length_sum += counts[3]
+            root_values += counts[4:6]
+            entropies += counts[6:9]
+            against += counts[9:11]
+        self.replay.sync()
         seconds = time.perf_counter() - start
         fields = ("observation", "value")
         self.fresh_samples = {k: np.concatenate([f[k] for f in fresh]) for k in fields} if fresh else {}
         self.total_games += games_done
         self.total_moves += moves
-        all_lengths = np.concatenate(lengths) if lengths else np.zeros(0)
         asymmetric = {}
         if opponent is not None:
             asymmetric = {
@@ -492,14 +550,14 @@ class Lineage:
             "games_per_second": games_done / seconds,
             "moves_per_second": moves / seconds,
             "moves_this_iteration": moves,
-            "mean_game_length": float(all_lengths.mean()) if all_lengths.size else float("nan"),
-            "mean_root_value": float(np.mean(root_values)),
+            "mean_game_length": length_sum / games_done if games_done else float("nan"),
+            "mean_root_value": float(root_values[0] / max(root_values[1], 1)),
             # Mean entropy (nats) over positions with a choice: search's improved policy, the
             # network's own (learning health: a collapse to 0 or a flat policy shows here).
             "policy_entropy": float(entropies[1] / entropies[0]) if entropies[0] else float("nan"),
             "prior_entropy": float(entropies[2] / entropies[0]) if entropies[0] else float("nan"),
             "samples_added": added,
-            "samples_waiting": self.pending.num_waiting,
+            "samples_waiting": int(parallel.global_sum(sum(p.num_waiting for p in self.pending))),
             "replay_size": len(self.replay),
             "data_refused": bool(refused),
         }
@@ -519,12 +577,16 @@ class Lineage:
     def _choose_opponent(self) -> Any:
         """Draw this iteration's opponent from :meth:`opponent_pool` (uniformly); returns a
         function of the network's parameters giving the :class:`~rlloop.selfplay.Opponent`."""
-        pool = self.opponent_pool()
-        self.opponent_id = pool[int(self._rng.integers(len(pool)))]
+        def draw() -> list[Any]:  # process 0: the ledger and its generator
+            pool = self.opponent_pool()
+            drawn = pool[int(self._rng.integers(len(pool)))]
+            found = [m.checkpoint for m in self.ledger.models() if m.id == drawn]
+            return [drawn, _champion_step(found[0]) if found else None]
+
+        self.opponent_id, step = parallel.agree(draw)
         if self.opponent_id == self.prefix + "random":
             return lambda params: Opponent(params=params, uniform=np.bool_(True))
         if self.opponent_id not in self._opponents:
-            step = _champion_step(next(m for m in self.ledger.models() if m.id == self.opponent_id).checkpoint)
             items, _ = self.champions.restore(step, {"params": self.train_state.params})
             self._opponents = {self.opponent_id: items["params"]}  # one held at a time
         opponent = Opponent(params=self._opponents[self.opponent_id], uniform=np.bool_(False))
@@ -550,6 +612,7 @@ class Lineage:
         return (
             float(self.config.train.samples_per_insert) > 0
             and len(self.replay) >= int(self.config.train.min_replay_size)
+            and self.replay.smallest_shard > 0
             and self.train_steps_due() > 0
         )  # fmt: skip
 
@@ -557,18 +620,18 @@ class Lineage:
         """``train_steps_due()`` optimiser steps on replay samples (skipped while replay is
         below ``min_replay_size``)."""
         train_config = self.config.train
-        if len(self.replay) < int(train_config.min_replay_size):
+        if len(self.replay) < int(train_config.min_replay_size) or not self.replay.smallest_shard:
             return {"train_skipped": True}
         due = self.train_steps_due()
         if due == 0:
             return {"train_skipped": True}
         start = time.perf_counter()
+        # Each device's slice of every batch from its own replay shard; the all-reduce of the
+        # train step sums their gradients.
         batches = self.replay.sample(
-            self._rng,
-            batch_size=int(train_config.batch_size),
-            num_batches=int(train_config.steps_per_iteration),
+            batch_size=int(train_config.batch_size), num_batches=int(train_config.steps_per_iteration)
         )
-        batches = parallel.put_batch(batches, self.mesh, axis=1)
+        batches = parallel.put_local_batch(batches, self.mesh, axis=1)
         # Always steps_per_iteration batches (one device shape, one compiled step); the first
         # ``due`` are used.
         keys = jax.random.split(self.next_key(), int(train_config.steps_per_iteration))
@@ -602,8 +665,17 @@ class Lineage:
         step = iteration
         replay_dir = self.paths.replay_dir
         replay_dir.mkdir(parents=True, exist_ok=True)
-        self.replay.save(self.paths.replay_file(step))
-        atomic_savez(self.paths.pending_file(step), **self.pending.state_dict())
+        # This process's files first (every process its own); then the Orbax step, which
+        # commits once every process has written its part: a committed step has them all.
+        replay_file, pending_file = self._replay_files(step)
+        self.replay.save(replay_file)
+        pending = {"positions": np.asarray(self.positions, np.int64)}
+        for position, holder in zip(self.positions, self.pending, strict=True):
+            pending.update({f"{position}/{k}": v for k, v in holder.state_dict().items()})
+        if self.seats is not None:
+            pending["seats"] = parallel.local_rows(self.seats)
+        atomic_savez(pending_file, **pending)
+        waiting = int(parallel.global_sum(sum(p.num_waiting for p in self.pending)))
         self.checkpoints.save(
             step,
             {"state": self.train_state, "selfplay": self.states},
@@ -619,10 +691,9 @@ class Lineage:
                 "gated_at_step": self._gated_at_step,
                 # What the replay files beside this step hold, checked on resume.
                 "replay_total_added": self.replay.total_added,
-                "pending_waiting": self.pending.num_waiting,
+                "pending_waiting": waiting,
                 "key": np.asarray(jax.random.key_data(self._key)).tolist(),
                 "numpy_rng": self._rng.bit_generator.state,
-                **({"seats": np.asarray(self.seats).tolist()} if self.seats is not None else {}),
                 **(extra or {}),
             },
         )
@@ -630,7 +701,9 @@ class Lineage:
         kept = set(self.checkpoints.steps())
         for old in replay_dir.glob("*-*.npz"):
             number = old.stem.split("-")[-1]
-            if number.isdigit() and int(number) not in kept:
+            if not number.isdigit() or int(number) in kept:
+                continue
+            if old.name in {path.name for path in self._replay_files(int(number))}:  # this process's
                 old.unlink(missing_ok=True)
 
     def gate_if_trained(self, iteration: int) -> dict[str, Any]:
@@ -650,16 +723,21 @@ class Lineage:
         candidate_id = self.model_id(iteration)
         if candidate_id == self.champion_id:
             return {}
-        known = {model.id: model for model in self.ledger.models()}
-        if candidate_id in known and known[candidate_id].status != "candidate":
+        def known_status() -> str | None:  # process 0: the ledger
+            known = {model.id: model for model in self.ledger.models()}
+            return known[candidate_id].status if candidate_id in known else None
+
+        status = parallel.agree(known_status)
+        if status is not None and status != "candidate":
             # A resumed run replays iterations after its last checkpoint; a decision the ledger
             # already committed for this iteration stands.
-            self.message(f"gate {candidate_id}: already {known[candidate_id].status} in the ledger")
+            self.message(f"gate {candidate_id}: already {status} in the ledger")
             return {}
-        if candidate_id not in known:
+        if status is None:
             self.ledger.add_model(candidate_id, parent=self.champion_id, iteration=iteration,
                                   status="candidate", config=self.name)  # fmt: skip
         candidate_params = self.snapshot_params()
+        self.check_replicas(candidate_params, candidate_id)
         decision = self.gate.evaluate(
             candidate=self.gate.player(candidate_id, candidate_params),
             champion=self.gate.player(self.champion_id, self.selfplay_params),
@@ -685,14 +763,32 @@ class Lineage:
             "champion_elo": decision.champion_elo,
         }
 
+    def check_replicas(self, params: Any, model_id: str) -> None:
+        """In a multi-process run: every process's copy of ``params`` must be the same (a
+        SHA-256 of each, compared at every gate); RuntimeError naming the processes if not."""
+        if jax.process_count() == 1:
+            return
+        prints = parallel.gather(parallel.fingerprint(params))
+        if len(set(prints)) > 1:
+            groups: dict[str, list[int]] = {}
+            for process, value in enumerate(prints):
+                groups.setdefault(value, []).append(process)
+            listed = "; ".join(f"processes {ids}: {value[:12]}" for value, ids in groups.items())
+            raise RuntimeError(f"{self.name}: the parameters of {model_id} differ between processes ({listed})")
+
     def _prune_champions(self) -> None:
-        elo = {}
-        for model in self.ledger.models(config=self.name):
-            if model.checkpoint and model.checkpoint.startswith("champions/") and model.elo is not None:
-                elo[int(model.checkpoint.split("/")[1])] = model.elo
-        champion = self.ledger.champion(self.name)
-        protect = {int(champion.checkpoint.split("/")[1])} if champion and champion.checkpoint else set()
-        self.champions.prune(elo, keep=int(self.config.gate.keep_champions), protect=protect)
+        def ranking() -> list[Any]:  # process 0: the ledger
+            elo = {}
+            for model in self.ledger.models(config=self.name):
+                if model.checkpoint and model.checkpoint.startswith("champions/") and model.elo is not None:
+                    elo[int(model.checkpoint.split("/")[1])] = model.elo
+            champion = self.ledger.champion(self.name)
+            protect = [int(champion.checkpoint.split("/")[1])] if champion and champion.checkpoint else []
+            return [sorted(elo.items()), protect]
+
+        elo, protect = parallel.agree(ranking)
+        self.champions.prune({int(step): value for step, value in elo}, keep=int(self.config.gate.keep_champions),
+                             protect=set(protect))  # fmt: skip
 
     # ------------------------------------------------------------------ the scheduler's view
     def baseline_score(self) -> float | None:
@@ -728,6 +824,11 @@ def _champion_step(checkpoint: str | None) -> int | None:
     """The step of a ledger checkpoint ``champions/<step>``; None for anything else."""
     folder, _, step = str(checkpoint or "").partition("/")
     return int(step) if folder == "champions" and step.isdigit() else None
+
+
+def _total(values: Any) -> float:
+    """A float64 sum (float32 sums of a chunk's values would depend on how games are split)."""
+    return float(np.sum(np.asarray(values, dtype=np.float64)))
 
 
 def _asymmetric_results(chunk: Any) -> np.ndarray:

@@ -48,10 +48,10 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from rlloop import config as config_lib
-from rlloop import parallel
+from rlloop import distributed, parallel
 from rlloop.checkpoints import CheckpointError
 from rlloop.health import LearningHealth
-from rlloop.ledger import Ledger
+from rlloop.ledger import Ledger, ProcessLedger
 from rlloop.lineage import DamagedCheckpoint, Lineage, mastery_weight
 from rlloop.resources import ResourceGuard, ResourceStatus
 from rlloop.runs import RunDir, atomic_write_json, atomic_write_text
@@ -107,7 +107,13 @@ class Loop:
         )
         self.health = LearningHealth(self.run_dir, enabled=self.is_main_process)
         single = len(configs) == 1
-        self.ledger = Ledger(self.paths.ledger, config=next(iter(configs)) if single else "")
+        ledger_config = next(iter(configs)) if single else ""
+        # Process 0 alone reads and writes the ledger (and telemetry, health, plots, status).
+        self.ledger = (
+            Ledger(self.paths.ledger, config=ledger_config) if self.is_main_process
+            else ProcessLedger(config=ledger_config, process=jax.process_index())
+        )  # fmt: skip
+        self.watchdog = distributed.start_watchdog(config.hardware)
         self.lineages: dict[str, Lineage] = {}
         for index, (name, lineage_config) in enumerate(configs.items()):
             self.lineages[name] = Lineage(
@@ -149,7 +155,7 @@ class Loop:
                 self.run_dir,
                 **{k: float(v) for k, v in config.resources.items() if k != "enabled"},
             )
-            if config.resources.enabled
+            if config.resources.enabled and self.is_main_process
             else None
         )
         self.resource_status: ResourceStatus | None = None
@@ -385,7 +391,7 @@ class Loop:
         checkpoint every N."""
         start = time.perf_counter()
         single = len(self.lineages) == 1
-        name = self.scheduler.pick_weighted_config()
+        name = parallel.agree(self.scheduler.pick_weighted_config)  # process 0's scheduler decides
         metrics: dict[str, Any] = {"schedule_seconds": time.perf_counter() - start}
         active: list[str] = []
         if name is not None:
@@ -493,6 +499,8 @@ class Loop:
         from rlloop.side.jobs import newest_model_files
         from rlloop.side.player import load_tree_models, tree_player
 
+        if jax.process_count() > 1:  # the side trainers are process 0's; gates are everyone's
+            return
         for name, lineage in self.lineages.items():
             newest = newest_model_files(lineage.paths.side_dir).get("value")
             if lineage.gate is None or newest is None or self._tree_anchor_models.get(name) == newest.stem:
@@ -511,6 +519,8 @@ class Loop:
 
     def write_health(self, seconds: float) -> None:
         """Close this iteration (``seconds`` of wall time) in ``learning_health.json``."""
+        if not self.is_main_process:
+            return
         self.health.write(self.iteration, seconds=seconds, side=self.side.health() if self.side else None,
                           ledger=self.ledger, lineages={
             name: {
@@ -555,11 +565,21 @@ class Loop:
         try:
             deadline = float(self.config.loop.max_minutes) * 60.0
             started = time.perf_counter()
-            while self.iteration < target and not self._stop_requested:
-                if self._resources_critical():
+            while self.iteration < target:
+                # Every process stops at the same iteration: Ctrl-C in any, the disk (process
+                # 0's guard), the wall-clock budget (process 0's clock).
+                main = self.is_main_process
+                asked, critical, late = parallel.global_sum([
+                    self._stop_requested, main and self._resources_critical(),
+                    main and bool(deadline) and time.perf_counter() - started >= deadline,
+                ])  # fmt: skip
+                if asked:
+                    self._stop_requested = True
+                    break
+                if critical:
                     outcome = "stopped"
                     break
-                if deadline and time.perf_counter() - started >= deadline:
+                if late:
                     self.telemetry.message(
                         f"[rlloop] loop.max_minutes={self.config.loop.max_minutes:g} reached: "
                         f"stopping after iteration {self.iteration}"
@@ -568,12 +588,14 @@ class Loop:
                 self.run_iteration()
             if not self._stop_requested:
                 self._gate_at_end()
-        except KeyboardInterrupt:
+        except BaseException as error:
+            if self.watchdog is not None:  # several processes: leave at once (never returns)
+                self.watchdog.fail(error)
+            if not isinstance(error, KeyboardInterrupt):
+                outcome = "failed"
+                raise
             outcome = "stopped"
             self.telemetry.message(f"[rlloop] aborted during iteration {self.iteration + 1}")
-        except BaseException:
-            outcome = "failed"
-            raise
         finally:
             if in_main_thread:
                 signal.signal(signal.SIGINT, previous_handler)
@@ -696,6 +718,8 @@ class Loop:
             self.side.close()
         for lineage in self.lineages.values():
             lineage.close()
+        if self.watchdog is not None:
+            self.watchdog.stop()
         self.ledger.close()
         self.telemetry.close()
 

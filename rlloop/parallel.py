@@ -144,3 +144,115 @@ def put_batch(tree: Any, mesh: Mesh, *, axis: int = 0) -> Any:
 def put_replicated(tree: Any, mesh: Mesh) -> Any:
     """Place a full copy of ``tree`` on every device of ``mesh``."""
     return jax.device_put(tree, replicated(mesh))
+
+
+# ---------------------------------------------------------------------- several processes
+# A run over several processes (``jax.distributed``) has one global mesh; each process holds
+# the shards of its own devices. Control flow must be the same in every process (every
+# jitted call over the mesh is a collective), so every decision that reads host state (the
+# ledger, the clock, memory) is taken by process 0 and shared (:func:`agree`), and every count
+# that differs by process (samples added, games finished) is summed (:func:`global_sum`).
+# With one process each helper is the plain local operation, with no communication.
+
+
+def process_count() -> int:
+    return jax.process_count()
+
+
+def agree(decide: Any) -> Any:
+    """``decide()`` evaluated by process 0 and returned in every process (one broadcast of its
+    JSON text); other processes do not call it. With one process: ``decide()``."""
+    if jax.process_count() == 1:
+        return decide()
+    import json
+
+    from jax.experimental import multihost_utils
+
+    text = json.dumps(decide()).encode() if jax.process_index() == 0 else b""
+    size = int(multihost_utils.broadcast_one_to_all(np.array(len(text), np.int64)))
+    data = np.zeros(size, np.uint8)
+    if jax.process_index() == 0:
+        data[:] = np.frombuffer(text, np.uint8)
+    data = np.asarray(multihost_utils.broadcast_one_to_all(data))
+    return json.loads(data.tobytes().decode())
+
+
+def gather(value: Any) -> list[Any]:
+    """Every process's JSON-able ``value``, in process order (an all-gather of JSON text)."""
+    if jax.process_count() == 1:
+        return [value]
+    import json
+
+    from jax.experimental import multihost_utils
+
+    text = np.frombuffer(json.dumps(value).encode(), np.uint8)
+    sizes = np.asarray(multihost_utils.process_allgather(np.array(text.size, np.int64))).ravel()
+    padded = np.zeros(int(sizes.max()), np.uint8)
+    padded[: text.size] = text
+    rows = np.asarray(multihost_utils.process_allgather(padded)).reshape(len(sizes), -1)
+    return [json.loads(row[:size].tobytes().decode()) for row, size in zip(rows, sizes, strict=True)]
+
+
+def global_sum(values: Any) -> np.ndarray:
+    """The element-wise sum over processes of a numeric array (float64)."""
+    local = np.asarray(values, dtype=np.float64)
+    if jax.process_count() == 1:
+        return local
+    from jax.experimental import multihost_utils
+
+    # As bytes: without jax_enable_x64 JAX would carry float64 as float32 (counts past 2**24
+    # would round).
+    raw = np.asarray(multihost_utils.process_allgather(np.ascontiguousarray(local).reshape(-1).view(np.uint8)))
+    return raw.reshape(jax.process_count(), -1).view(np.float64).reshape(-1, *local.shape).sum(axis=0)
+
+
+def local_positions(mesh: Mesh) -> list[int]:
+    """Positions on the ``data`` axis of this process's devices, in order (their shards of a
+    batch are the local rows, :func:`local_rows`)."""
+    return [index for index, device in enumerate(mesh.devices.flat) if device.process_index == jax.process_index()]
+
+
+def local_rows(tree: Any, *, axis: int = 0) -> Any:
+    """The rows of every leaf of ``tree`` (arrays split along ``axis`` over ``data``) that this
+    process's devices hold, concatenated in order, as numpy: the whole array with one process."""
+
+    def rows(x: Any) -> np.ndarray:
+        if jax.process_count() == 1 or not isinstance(x, jax.Array):
+            return np.asarray(jax.device_get(x))
+        shards = sorted(x.addressable_shards, key=lambda shard: shard.index[axis].start or 0)
+        return np.concatenate([np.asarray(shard.data) for shard in shards], axis=axis)
+
+    return jax.tree.map(rows, tree)
+
+
+def put_local_batch(tree: Any, mesh: Mesh, *, axis: int = 0) -> Any:
+    """Every leaf of ``tree`` (this process's rows, :func:`local_rows`) as one global array
+    split along ``axis`` over ``data``; with one process the same as :func:`put_batch`."""
+    if jax.process_count() == 1:
+        return put_batch(tree, mesh, axis=axis)
+    sharding = batch_sharding(mesh, axis=axis)
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
+
+
+def local_copy(tree: Any) -> Any:
+    """A copy of replicated ``tree`` on this process's first device (programs that run on one
+    device, like the arena's, take it without joining the mesh)."""
+    device = jax.local_devices()[0]
+
+    def copy(x: Any) -> Any:
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return jax.device_put(x.addressable_data(0), device)
+        return jax.device_put(x, device) if isinstance(x, jax.Array) else x
+
+    return jax.tree.map(copy, tree)
+
+
+def fingerprint(tree: Any) -> str:
+    """A SHA-256 of this process's copy of replicated ``tree`` (every leaf's bytes, in order)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(tree):
+        local = leaf.addressable_data(0) if isinstance(leaf, jax.Array) else leaf
+        digest.update(np.ascontiguousarray(np.asarray(local)).tobytes())
+    return digest.hexdigest()

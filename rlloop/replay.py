@@ -5,13 +5,16 @@ Both live on the host (numpy): the device hands over one chunk at a time.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from rlloop.runs import atomic_savez
 
+log = logging.getLogger(__name__)
 Samples = dict[str, np.ndarray]
 # A sample's policy target is sparse: the K actions of search's policy and their weights
 # (``rlloop.selfplay.sparse_policy``); the train step densifies it on the device.
@@ -283,37 +286,240 @@ class ReplayBuffer:
         index = rng.permutation(self._size)[:count]
         return {name: self._data[name][index] for name in SAMPLE_FIELDS}
 
+    def state_dict(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """The arrays :meth:`save` writes (names after ``prefix``)."""
+        return {
+            f"{prefix}size": np.asarray(self._size), f"{prefix}cursor": np.asarray(self._cursor),
+            f"{prefix}total_added": np.asarray(self.total_added),
+            **{f"{prefix}{name}": self._data[name][: self._size] for name in SAMPLE_FIELDS},
+        }  # fmt: skip
+
     def save(self, path: str | Path) -> None:
         """Write the buffer to ``path`` (.npz), atomically (temp file then rename)."""
-        atomic_savez(
-            path, size=self._size, cursor=self._cursor, total_added=self.total_added,
-            **{name: self._data[name][: self._size] for name in SAMPLE_FIELDS},
-        )  # fmt: skip
+        atomic_savez(path, **self.state_dict())
 
     def load(self, path: str | Path) -> None:
         """Read a buffer written by :meth:`save` (shapes must match this buffer's)."""
         with np.load(path) as data:
-            size = int(data["size"])
-            fields = {name: data[name] for name in data.files}
-            if "policy" in fields:  # written before targets were sparse
-                if fields["policy"].shape[1:] != (self.num_actions,):
-                    raise ValueError(
-                        f"replay file {path}: field 'policy' has sample shape "
-                        f"{fields['policy'].shape[1:]}, this buffer expects ({self.num_actions},) "
-                        f"(another game or config?)"
-                    )
-                actions, weights = sparse_from_dense(fields.pop("policy"), self.policy_slots)
-                fields.update(policy_actions=actions, policy_weights=weights)
+            self.load_state_dict({name: data[name] for name in data.files}, where=f"replay file {path}")
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray], *, prefix: str = "", where: str = "replay") -> None:
+        """Restore what :meth:`state_dict` returned (ValueError naming ``where`` when a field
+        has another shape: another game or config)."""
+        fields = {name[len(prefix):]: state[name] for name in state if name.startswith(prefix)}
+        size = int(fields["size"])
+        if "policy" in fields:  # written before targets were sparse
+            if fields["policy"].shape[1:] != (self.num_actions,):
+                raise ValueError(
+                    f"{where}: field 'policy' has sample shape {fields['policy'].shape[1:]}, this "
+                    f"buffer expects ({self.num_actions},) (another game or config?)"
+                )
+            actions, weights = sparse_from_dense(fields.pop("policy"), self.policy_slots)
+            fields.update(policy_actions=actions, policy_weights=weights)
+        for name in SAMPLE_FIELDS:
+            stored = fields[name]
+            expected = self._data[name].shape[1:]
+            if stored.shape[1:] != expected:
+                raise ValueError(
+                    f"{where}: field {name!r} has sample shape {stored.shape[1:]}, "
+                    f"this buffer expects {expected} (another game or config?)"
+                )
+            kept = min(size, self.capacity)
+            self._data[name][:kept] = stored[-kept:]
+        self._size = min(size, self.capacity)
+        self._cursor = int(fields["cursor"]) % self.capacity if size <= self.capacity else 0
+        self.total_added = int(fields["total_added"])
+
+    def samples(self) -> Samples:
+        """Every sample held (views, oldest first only before the buffer wrapped)."""
+        return {name: self._data[name][: self._size] for name in SAMPLE_FIELDS}
+
+
+class ShardedReplay:
+    """A lineage's replay split by device: one :class:`ReplayBuffer` shard per device of the
+    mesh (``train.replay_capacity`` / devices samples each), holding the finished games that
+    device played and feeding that device's slice of every training batch, sampled with the
+    shard's own generator (seeded by the run's seed and the device's position on the mesh).
+
+    A process holds the shards of its own devices (``positions``). Batches therefore come out
+    the same whether a mesh of N devices is one process or N: the multi-process run equals the
+    one-process run with the same seeds. ``len()``, :attr:`total_added` and :attr:`capacity`
+    are the run's (every shard, every process) as of the last :meth:`sync`, which sums them
+    over processes (a collective: every process calls it at the same point); :attr:`nbytes`
+    and :meth:`snapshot` are this process's.
+
+    Args:
+      capacity: samples kept in all (split evenly over ``num_devices`` shards, rounded up).
+      positions: this process's devices' positions on the mesh's ``data`` axis.
+      num_devices: devices on the axis.
+      seed: the generators' seed prefix (each shard appends its position).
+      **buffer: ``observation_shape``, ``num_actions``, ``num_players``, ``policy_slots``.
+    """
+
+    def __init__(
+        self, capacity: int, *, positions: list[int], num_devices: int, seed: list[int], **buffer: Any
+    ) -> None:
+        if capacity <= 0:
+            raise ValueError(f"replay capacity must be > 0, got {capacity}")
+        self.positions, self.num_devices, self.seed = list(positions), int(num_devices), list(seed)
+        self.per_shard = -(-int(capacity) // self.num_devices)
+        self.shards = [ReplayBuffer(self.per_shard, **buffer) for _ in self.positions]
+        self.rngs = [np.random.default_rng([*self.seed, position]) for position in self.positions]
+        self._counts = np.zeros((self.num_devices, 2))  # every shard's (size, total added)
+        self.sync(local_only=True)
+
+    # -------------------------------------------------------------- the run's counts
+    def sync(self, *, local_only: bool = False) -> None:
+        """Refresh the run's counts: every shard's size and samples added, summed over
+        processes (``local_only``: no communication; other processes' shards count as empty)."""
+        from rlloop import parallel
+
+        counts = np.zeros((self.num_devices, 2))
+        for position, shard in zip(self.positions, self.shards, strict=True):
+            counts[position] = (len(shard), shard.total_added)
+        self._counts = counts if local_only else parallel.global_sum(counts)
+
+    def __len__(self) -> int:
+        return int(self._counts[:, 0].sum())
+
+    @property
+    def total_added(self) -> int:
+        return int(self._counts[:, 1].sum())
+
+    @property
+    def capacity(self) -> int:
+        return self.per_shard * self.num_devices
+
+    @property
+    def smallest_shard(self) -> int:
+        """Samples in the emptiest shard (training needs every shard non-empty)."""
+        return int(self._counts[:, 0].min())
+
+    @property
+    def bytes_per_sample(self) -> int:
+        return self.shards[0].bytes_per_sample
+
+    @property
+    def nbytes(self) -> int:
+        """This process's shards' host memory."""
+        return sum(shard.nbytes for shard in self.shards)
+
+    @property
+    def local_size(self) -> int:
+        return sum(len(shard) for shard in self.shards)
+
+    # -------------------------------------------------------------- data
+    def add(self, per_shard: list[Mapping[str, np.ndarray]]) -> None:
+        """Append each local shard's samples (in ``positions`` order). Other processes'
+        shards are counted as of the last :meth:`sync`."""
+        if len(per_shard) != len(self.shards):
+            raise ValueError(f"{len(per_shard)} sample sets for {len(self.shards)} replay shards")
+        for position, shard, samples in zip(self.positions, self.shards, per_shard, strict=True):
+            shard.add(samples)
+            self._counts[position] = (len(shard), shard.total_added)  # others': at the next sync
+
+    def sample(self, *, batch_size: int, num_batches: int) -> Samples:
+        """This process's columns of ``num_batches`` global batches of ``batch_size``: each
+        local shard's ``batch_size / num_devices`` samples, side by side in position order,
+        each field [num_batches, local columns, ...]."""
+        if batch_size % self.num_devices:
+            raise ValueError(f"batch size {batch_size} is not a multiple of the {self.num_devices} devices")
+        per_device = batch_size // self.num_devices
+        parts = [
+            shard.sample(rng, batch_size=per_device, num_batches=num_batches)
+            for shard, rng in zip(self.shards, self.rngs, strict=True)
+        ]
+        return {name: np.concatenate([part[name] for part in parts], axis=1) for name in SAMPLE_FIELDS}
+
+    def snapshot(self, rng: np.random.Generator, *, max_samples: int) -> Samples:
+        """Up to ``max_samples`` distinct samples of this process's shards, in random order, as
+        copies (:meth:`ReplayBuffer.snapshot`)."""
+        if max_samples <= 0:
+            raise ValueError(f"max_samples must be > 0, got {max_samples}")
+        sizes = [len(shard) for shard in self.shards]
+        order = rng.permutation(sum(sizes))[:max_samples]
+        starts = np.cumsum([0, *sizes])
+        owner = np.searchsorted(starts, order, side="right") - 1
+        out = {name: np.zeros((len(order), *self.shards[0]._data[name].shape[1:]),
+                              self.shards[0]._data[name].dtype) for name in SAMPLE_FIELDS}  # fmt: skip
+        for index, shard in enumerate(self.shards):
+            mine = owner == index
             for name in SAMPLE_FIELDS:
-                stored = fields[name]
-                expected = self._data[name].shape[1:]
-                if stored.shape[1:] != expected:
-                    raise ValueError(
-                        f"replay file {path}: field {name!r} has sample shape {stored.shape[1:]}, "
-                        f"this buffer expects {expected} (another game or config?)"
-                    )
-                kept = min(size, self.capacity)
-                self._data[name][:kept] = stored[-kept:]
-            self._size = min(size, self.capacity)
-            self._cursor = int(data["cursor"]) % self.capacity if size <= self.capacity else 0
-            self.total_added = int(data["total_added"])
+                out[name][mine] = shard._data[name][order[mine] - starts[index]]
+        return out
+
+    # -------------------------------------------------------------- files
+    def save(self, path: str | Path) -> None:
+        """Write this process's shards, their generators and positions to ``path`` (.npz),
+        atomically."""
+        import json
+
+        arrays: dict[str, Any] = {"positions": np.asarray(self.positions, np.int64),
+                                  "num_devices": np.asarray(self.num_devices)}  # fmt: skip
+        for position, shard, rng in zip(self.positions, self.shards, self.rngs, strict=True):
+            arrays.update(shard.state_dict(f"{position}/"))
+            arrays[f"{position}/rng"] = np.asarray(json.dumps(rng.bit_generator.state))
+        atomic_savez(path, **arrays)
+
+    def load(self, paths: list[Path]) -> None:
+        """Read this process's shards back (:meth:`save`), then :meth:`sync` locally.
+
+        A replay of another layout (written by a run with another number of devices, or by
+        rlloop before replays were split by device: one buffer) is read whole from ``paths``
+        and dealt round-robin over the local shards, with fresh generators; with several
+        processes, only the same layout resumes (ValueError)."""
+        import json
+
+        from rlloop import parallel
+
+        if len(paths) == 1:
+            with np.load(paths[0]) as data:
+                state = {name: data[name] for name in data.files}
+            if "positions" in state and state["positions"].tolist() == self.positions \
+                    and int(state["num_devices"]) == self.num_devices:  # fmt: skip
+                for position, shard, index in zip(self.positions, self.shards, range(len(self.shards)), strict=True):
+                    shard.load_state_dict(state, prefix=f"{position}/", where=f"replay file {paths[0]}")
+                    self.rngs[index].bit_generator.state = json.loads(str(state[f"{position}/rng"]))
+                self.sync(local_only=True)
+                return
+        if parallel.process_count() > 1:
+            raise ValueError(
+                f"replay files {', '.join(str(p) for p in paths)} were written with another device "
+                f"layout; a run of {parallel.process_count()} processes resumes only on the layout "
+                f"it saved ({self.num_devices} devices, positions {self.positions} in this process)"
+            )
+        merged: list[Samples] = []
+        added = 0
+        for path in paths:
+            with np.load(path) as data:
+                state = {name: data[name] for name in data.files}
+            prefixes = [f"{p}/" for p in state["positions"].tolist()] if "positions" in state else [""]
+            for prefix in prefixes:
+                size = int(state[f"{prefix}size"])
+                probe = ReplayBuffer(max(size, 1), observation_shape=self.shards[0]._data["observation"].shape[1:],
+                                     num_actions=self.shards[0].num_actions,
+                                     num_players=self.shards[0]._data["value"].shape[1],
+                                     policy_slots=self.shards[0].policy_slots)  # fmt: skip
+                probe.load_state_dict(state, prefix=prefix, where=f"replay file {path}")
+                merged.append(probe.samples())
+                added += probe.total_added
+        everything = {name: np.concatenate([m[name] for m in merged]) for name in SAMPLE_FIELDS}
+        count = len(everything["policy_weights"])
+        for index, shard in enumerate(self.shards):
+            shard.add({name: everything[name][index :: len(self.shards)] for name in SAMPLE_FIELDS})
+            shard.total_added = added // len(self.shards) + (index < added % len(self.shards))
+        log.info("replay of %d samples re-split over %d device shards", count, len(self.shards))
+        self.sync(local_only=True)
+
+
+def split_pending_state(state: Mapping[str, np.ndarray], parts: int) -> list[dict[str, np.ndarray]]:
+    """A :meth:`PendingGames.state_dict` over B batch slots as ``parts`` states over B / parts
+    consecutive slots each (waiting moves saved before they were kept per device)."""
+    if not state:
+        return [{} for _ in range(parts)]
+    width = np.asarray(state["waiting"]).shape[1]
+    if width % parts:
+        raise ValueError(f"waiting moves of {width} games do not split over {parts} devices")
+    step = width // parts
+    return [{name: np.asarray(value)[:, k * step : (k + 1) * step] for name, value in state.items()}
+            for k in range(parts)]  # fmt: skip

@@ -51,5 +51,34 @@ def main(config: DictConfig) -> None:
         loop.run()
 
 
+def _other_process_overrides(argv: list[str], environ: dict[str, str]) -> list[str]:
+    """Hydra overrides for a process other than 0 of a multi-process run (from the command
+    line's ``hardware.*`` values and the environment, as ``rlloop.distributed`` resolves them):
+    no ``.hydra/`` files and no job log file, which process 0 writes; its log goes to its
+    stdout (the launcher's per-task output)."""
+    from rlloop.distributed import StartupError, resolve
+
+    found: dict[str, str] = {}
+    for arg in argv:
+        key, equals, value = arg.lstrip("+").partition("=")
+        if equals and key in ("hardware.coordinator_address", "hardware.num_processes", "hardware.process_id"):
+            found[key.split(".", 1)[1]] = value
+    try:
+        group = resolve(
+            coordinator_address=found.get("coordinator_address", ""),
+            num_processes=int(found["num_processes"]) if found.get("num_processes", "null") != "null" else None,
+            process_id=int(found["process_id"]) if found.get("process_id", "null") != "null" else None,
+            environ=environ,
+        )  # fmt: skip
+    except (StartupError, ValueError):  # the Loop reports it with the whole config
+        return []
+    if group is None or group.process_id == 0:
+        return []
+    return ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
+
+
 if __name__ == "__main__":
+    import os
+
+    sys.argv += _other_process_overrides(sys.argv[1:], dict(os.environ))
     main()

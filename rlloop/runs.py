@@ -65,11 +65,13 @@ class LineageDir:
     def replay_dir(self) -> Path:
         return self.root / "replay"
 
-    def replay_file(self, step: int) -> Path:
-        return self.replay_dir / f"replay-{step}.npz"
+    def replay_file(self, step: int, process: int | None = None) -> Path:
+        """The replay saved with checkpoint ``step``; in a multi-process run each process has
+        its own (``process``: its index)."""
+        return self.replay_dir / f"replay-{'' if process is None else f'p{process}-'}{step}.npz"
 
-    def pending_file(self, step: int) -> Path:
-        return self.replay_dir / f"pending-{step}.npz"
+    def pending_file(self, step: int, process: int | None = None) -> Path:
+        return self.replay_dir / f"pending-{'' if process is None else f'p{process}-'}{step}.npz"
 
     @property
     def side_dir(self) -> Path:

@@ -88,12 +88,25 @@ def test_devices_suite_pairs_counts_into_ratios(
         config = {"net": net, "simulations": int(sims), "batch_size": int(batch), "devices": count}
         return [bench.record("devices_selfplay_moves", 100.0 * count, "moves/s", **config)]
 
+    def fake_children(group: list[list[str]], timeout: float) -> list[dict[str, Any]]:
+        together.append(group)
+        config = {"devices": 2, "processes": len(group)}
+        return [bench.record("devices_selfplay_moves", 150.0, "moves/s", **config)]
+
+    together: list[list[list[str]]] = []
     monkeypatch.setattr(bench, "_run_child", fake_child)
+    monkeypatch.setattr(bench, "_run_children", fake_children)
     lines = run_suites(capsys, "devices")
     assert [c[c.index("--devices-child") + 1] for c in commands] == ["1", "2"]
     assert all(c[c.index("--devices-game") + 1] == "connect4" for c in commands)
     (ratio,) = named(lines, "devices_ratio")
     assert ratio["value"] == 2.0 and ratio["config"]["devices"] == 2
+    # Two processes of one device each, started together, against one process of two devices.
+    (group,) = together
+    assert [c[c.index("--child-process-id") + 1] for c in group] == ["0", "1"]
+    assert {c[c.index("--child-coordinator") + 1] for c in group} == {group[0][group[0].index("--child-coordinator") + 1]}
+    (processes,) = named(lines, "devices_processes_ratio")
+    assert processes["value"] == 0.75 and processes["config"]["processes"] == 2
 
 
 @pytest.mark.slow
@@ -104,9 +117,13 @@ def test_devices_suite_runs_each_count_in_a_subprocess(
     lines = run_suites(capsys, "devices", extra=("--child-timeout", "240"))
     moves = named(lines, "devices_selfplay_moves")
     # The children choose their own device count, whatever this process has.
-    assert sorted(line["config"]["devices"] for line in moves) == [1, 2]
+    assert sorted((line["config"]["devices"], line["config"].get("processes", 1)) for line in moves) == [
+        (1, 1), (2, 1), (2, 2)
+    ]
     (ratio,) = named(lines, "devices_ratio")
     assert ratio["config"]["devices"] == 2 and ratio["config"]["versus"] == 1
+    (processes,) = named(lines, "devices_processes_ratio")
+    assert processes["value"] > 0 and processes["config"]["processes"] == 2
 
 
 def test_unknown_suite_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
