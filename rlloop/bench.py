@@ -900,7 +900,8 @@ def _run_children(commands: list[list[str]], timeout: float) -> list[Record]:
         for process in running:
             if process.poll() is None:
                 process.kill()
-    return [json.loads(line) for line in outputs[0].splitlines()]
+    # Gloo prints its connection lines to stdout too.
+    return [json.loads(line) for line in outputs[0].splitlines() if line.startswith("{")]
 
 
 def _devices_suite(args: argparse.Namespace) -> Iterable[Record]:
