@@ -38,6 +38,7 @@ from __future__ import annotations
 import datetime
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -646,7 +647,8 @@ class Loop:
                 "traces": dict(item.programs.traces),
             }  # fmt: skip
         atomic_write_json(self.paths.status, {
-            "pid": os.getpid(), "phase": phase, "lineage": lineage,
+            "pid": os.getpid(), "host": socket.gethostname(), "processes": jax.process_count(),
+            "phase": phase, "lineage": lineage,
             "phase_since": self._phase_since, "updated": now, "started": self._started,
             "iteration": self.iteration, "configurations": list(self.lineages),
             "lineages": lineages, "diversity": self.scheduler.diversity_metrics(),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 from rlloop.runs import RunDir
 
 RECENT = 5  # iterations averaged for the rates
+STALE_SECONDS = 600.0  # a run on another machine whose status.json is older is not running
 
 
 def _process_alive(pid: int) -> bool:
@@ -61,7 +63,13 @@ def gather(run_dir: str | Path, *, now: float | None = None) -> dict[str, Any]:
     status: dict[str, Any] = {"run": str(run.root), "now": now}
     loop = json.loads(run.status.read_text()) if run.status.is_file() else {}
     pid = loop.get("pid")
-    running = bool(pid) and loop.get("phase") not in ("finished", "stopped", "failed") and _process_alive(int(pid))
+    live = loop.get("phase") not in ("finished", "stopped", "failed")
+    if loop.get("host", socket.gethostname()) != socket.gethostname():
+        # Process 0 runs on another machine (a cluster job): its pid means nothing here, so a
+        # status rewritten within STALE_SECONDS counts as running.
+        running = live and now - float(loop.get("updated", 0)) < STALE_SECONDS
+    else:
+        running = bool(pid) and live and _process_alive(int(pid))
     status["loop"] = {
         **loop,
         "running": running,
@@ -199,6 +207,14 @@ def _health_lines(health: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _where(loop: dict[str, Any]) -> str:
+    """`` on HOST`` for a run on another machine, ``, N processes`` for a multi-process run."""
+    host = loop.get("host")
+    text = f" on {host}" if host and host != socket.gethostname() else ""
+    processes = int(loop.get("processes") or 1)
+    return text + (f", {processes} processes" if processes > 1 else "")
+
+
 def render(status: dict[str, Any]) -> str:
     """The status as lines of text."""
     loop, rates = status["loop"], status["selfplay"]
@@ -206,7 +222,7 @@ def render(status: dict[str, Any]) -> str:
     if loop.get("phase"):
         state = "running" if loop["running"] else "not running"
         lines.append(
-            f"  {state} (pid {loop.get('pid')}): iteration {loop.get('iteration', 0)}"
+            f"  {state} (pid {loop.get('pid')}{_where(loop)}): iteration {loop.get('iteration', 0)}"
             f"{' / ' + str(loop['target_iterations']) if loop.get('target_iterations') else ''}, "
             f"phase {loop['phase']} for {_ago(loop.get('phase_seconds'))}; "
             f"updated {_ago(loop.get('updated_seconds_ago'))} ago"

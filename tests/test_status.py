@@ -93,3 +93,17 @@ def test_status_from_another_process_while_the_loop_runs(tmp_path: Path) -> None
         loop.wait(timeout=120)
     after = status.gather(run_dir)
     assert after["loop"]["phase"] == "stopped" and not after["loop"]["running"]
+
+
+def test_status_of_a_multi_process_run_on_another_machine(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("game: {name: tictactoe}\nloop: {iterations: 10}\n")
+    now = time.time()
+    document = {"pid": 1, "host": "node-that-is-not-this-one", "processes": 4, "phase": "selfplay",
+                "lineage": "tictactoe", "phase_since": now - 5, "updated": now - 5, "started": now - 60,
+                "iteration": 3, "configurations": ["tictactoe"], "lineages": {}}  # fmt: skip
+    (tmp_path / "status.json").write_text(json.dumps(document))
+    view = status.gather(tmp_path, now=now)
+    assert view["loop"]["running"]  # its pid means nothing here: a recent status counts
+    assert "running (pid 1 on node-that-is-not-this-one, 4 processes): iteration 3 / 10" in status.render(view)
+    stale = status.gather(tmp_path, now=now + status.STALE_SECONDS + 10)
+    assert not stale["loop"]["running"]
