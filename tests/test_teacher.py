@@ -206,3 +206,76 @@ def test_connect4_loop_pretrains_once_and_refines_with_a_decaying_weight(tmp_pat
         history = loop.run()
         assert history[-1]["teacher_steps"] == 1 and history[-1]["teacher_samples"] == 2000
         assert len(loop.ledger.events_since(kind=teacher_lib.TEACHER_EVENT)) == 1
+
+
+@pytest.mark.parametrize("play", [False, pytest.param(True, marks=pytest.mark.long)])
+def test_ringrift_bootstrap_run_from_traces(shared_dir: Path, tmp_path: Path, play: bool) -> None:
+    """A square8 run bootstrapped from three of the reference's recorded games pre-trains on
+    them as it starts (a TEACHER event; 20 s), then (long: 50 s, most of it compiling the
+    self-play chunk) plays an iteration of self-play from the pre-trained champion."""
+    path = _trace_path(shared_dir)
+    config = rlloop.compose([
+        "game=ringrift_square8_2p", *SMALL, "search.num_simulations=2", "search.max_num_considered_actions=2",
+        "hardware.games_per_device=2", "loop.moves_per_chunk=4", "train.batch_size=16",
+        "train.steps_per_iteration=2", "train.min_replay_size=8", "train.min_mean_game_length=0",
+        f"train.teacher=traces:{path}", "train.teacher_samples=300", "train.teacher_steps=4",
+    ])  # fmt: skip
+    with rlloop.Loop(config, run_dir=tmp_path) as loop:
+        pretrained = loop.teachers.pretrained["ringrift_square8_2p"]
+        assert pretrained["teacher_samples"] == 300 and pretrained["teacher_games"] == 3
+        assert pretrained["teacher_steps"] == 4 and np.isfinite(pretrained["teacher_loss"])
+        (event,) = loop.ledger.events_since(kind=teacher_lib.TEACHER_EVENT)
+        assert event.payload["teacher"] == f"traces:{path}" and event.payload["config"] == "ringrift_square8_2p"
+        assert loop.lineage.champion_id == "iter-000000"
+        if not play:
+            return
+        (history,) = loop.run(iterations=1)
+        assert history["moves_this_iteration"] == 2 * 2 * 4 and "teacher_steps" not in history
+
+
+def test_an_earlier_runs_network_teaches_with_its_search(tmp_path: Path) -> None:
+    """``run:RUN@latest``: another run's network searching (improved policy as target,
+    TD(lambda) values from its root values) or playing its raw policy (one-hot)."""
+    from rlloop import games, parallel
+
+    run = tmp_path / "run"
+    with rlloop.Loop(rlloop.compose(["game=tictactoe", *SMALL, "loop.iterations=1"]), run_dir=run) as loop:
+        loop.run()
+    rlloop.compose(["game=tictactoe", f"train.teacher=run:{run}@latest", "train.teacher_value_lambda=0.5"])
+    with pytest.raises(ValueError, match="plays tictactoe; this lineage plays connect4"):
+        rlloop.compose(["game=connect4", f"train.teacher=run:{run}@latest"])
+    game, mesh = games.make("tictactoe"), parallel.make_mesh()
+    searched = teacher_lib.make_teacher(f"run:{run}@latest", game, num_simulations=4)
+    assert searched.evaluates and searched.name.startswith("run:")
+    samples, _ = teacher_lib.generate_samples(game, searched, mesh, num_samples=200, games=16, key=jax.random.key(0),
+                                                    policy_slots=9, value_lambda=0.5)  # fmt: skip
+    weights = samples["policy_weights"]
+    chosen = weights.sum(-1) > 0
+    np.testing.assert_allclose(weights[chosen].sum(-1), 1.0, rtol=1e-5)
+    assert (weights[chosen] > 0).sum(-1).max() > 1, "a search teacher's target is its improved policy"
+    assert np.any(np.abs(samples["value"]) % 1 > 0), "TD(lambda) values bootstrap from the teacher's evaluation"
+    raw = teacher_lib.make_teacher(f"run:{run}@latest", game, num_simulations=0)
+    samples, _ = teacher_lib.generate_samples(game, raw, mesh, num_samples=100, games=16, key=jax.random.key(0),
+                                              policy_slots=9, noise=0.0)  # fmt: skip
+    assert set(np.unique(samples["policy_weights"])) <= {0.0, 1.0}
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("name", ["heuristic", "heuristic-search"])
+def test_ringrift_heuristic_teachers_play_vectorised_games(name: str) -> None:
+    """RingRift's heuristic players as teachers: square8 games of 8 at once, one-hot targets
+    (one-ply) or search's improved policy, TD(lambda) values from the heuristic."""
+    from rlloop import games, parallel
+
+    game = games.make("ringrift_square8_2p")
+    teacher = teacher_lib.make_teacher(name, game, num_simulations=4, search_knobs={"max_num_considered_actions": 4})
+    samples, figures = teacher_lib.generate_samples(game, teacher, parallel.make_mesh(), num_samples=200, games=8,
+                                                    key=jax.random.key(0), policy_slots=256, noise=0.1,
+                                                    value_lambda=0.5, moves_per_chunk=32)  # fmt: skip
+    assert figures["teacher_samples"] == 200 and figures["teacher_games"] >= 2
+    weights = samples["policy_weights"]
+    chosen = weights.sum(-1) > 0
+    np.testing.assert_allclose(weights[chosen].sum(-1), 1.0, rtol=1e-5)
+    assert np.all(np.abs(samples["value"]) <= 1) and np.any(np.abs(samples["value"]) % 1 > 0)
+    if name == "heuristic":
+        assert set(np.unique(weights)) <= {0.0, 1.0}
