@@ -380,7 +380,8 @@ def validate(config: DictConfig) -> DictConfig:
         problems.append(f"train.value_lambda={config.train.value_lambda} must be in [0, 1]")
     from rlloop.teacher import config_problems as teacher_problems
 
-    problems += teacher_problems(config.train, str(config.game.name))
+    # With several lineages each one's teacher is checked against its own game (below).
+    problems += teacher_problems(config.train, None if config.schedule.configurations else str(config.game.name))
     if config.loop.max_forced_moves < 0:
         problems.append(f"loop.max_forced_moves must be >= 0, got {config.loop.max_forced_moves}")
     if config.model.architecture not in ("resnet", "mlp"):

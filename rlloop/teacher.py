@@ -148,11 +148,12 @@ def _first_record(path: Path) -> dict[str, Any]:
     raise ValueError(f"trace file {path} holds no game")
 
 
-def config_problems(train: Any, game_name: str) -> list[str]:
+def config_problems(train: Any, game_name: str | None) -> list[str]:
     """Problems of a ``train`` config node's teacher keys for game ``game_name`` (for
     :func:`rlloop.config.validate`): ranges, an unknown teacher, a player the game cannot
     have, a traces glob that matches no file or a file of another board, a run that is not
-    one or of another game."""
+    one or of another game. ``game_name`` None (a run of several lineages, each checked on
+    its own): ranges and the spec's syntax only."""
     problems = []
     for key in ("teacher_samples", "teacher_games"):
         if not train[key] > 0:
@@ -172,6 +173,8 @@ def config_problems(train: Any, game_name: str) -> list[str]:
         spec = parse_teacher(spec_text)
     except ValueError as error:
         return [*problems, str(error)]
+    if game_name is None:
+        return problems
     ringrift = _ringrift_shape(game_name)
     if spec.kind == "player":
         problems += _player_problems(spec.name, game_name, ringrift is not None, train)

@@ -279,3 +279,12 @@ def test_ringrift_heuristic_teachers_play_vectorised_games(name: str) -> None:
     assert np.all(np.abs(samples["value"]) <= 1) and np.any(np.abs(samples["value"]) % 1 > 0)
     if name == "heuristic":
         assert set(np.unique(weights)) <= {0.0, 1.0}
+
+
+def test_each_lineage_checks_its_own_teacher() -> None:
+    """In a run of several lineages a teacher set for the run is checked against each
+    lineage's game, not the run's own ``game``."""
+    with pytest.raises(ValueError, match=r"(?s)schedule.configurations.tictactoe: .*tictactoe is not RingRift"):
+        rlloop.compose(["schedule=small_games", "train.teacher=heuristic"])
+    config = rlloop.compose(["schedule=small_games", "train.teacher=greedy"])
+    assert config.train.teacher == "greedy"
