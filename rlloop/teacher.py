@@ -558,43 +558,26 @@ def _batched_rules(game: Any) -> tuple[Any, Any, Any]:
 
 def _replay_batch(game: Any, batch: list[tuple[Path, dict[str, Any]]], policy_slots: int) -> Samples:
     """Replay the games of ``batch`` side by side; their samples, game after game."""
-    from rlloop.games.ringrift import convert
-
     shape = _ringrift_shape(game.name)
     for path, record in batch:
         if shape is None or (record.get("boardType"), record.get("numPlayers")) != shape:
             raise ValueError(f"{path}: game {record.get('gameId')} is {record.get('boardType')} with "
                              f"{record.get('numPlayers')} players; this lineage plays {game.name}")  # fmt: skip
     init, step, observe = _batched_rules(game)
-    rules, size = game.rules, len(batch)
     lengths = np.array([int(record["numSteps"]) for _, record in batch])
-    states = init(jax.random.split(jax.random.key(0), size))
-    observations, actions, players, forced, outcomes = [], [], [], [], np.zeros((size, game.num_players), np.float32)
+    states = init(jax.random.split(jax.random.key(0), len(batch)))
+    rows: dict[str, list[np.ndarray]] = {"observation": [], "action": [], "player": [], "forced": [], "game": []}
+    outcomes = np.zeros((len(batch), game.num_players), np.float32)
     for k in range(int(lengths.max())):
         host = jax.device_get(states)
         live = k < lengths
-        chosen = np.zeros(size, np.int32)
-        for b in np.flatnonzero(live):
-            path, record = batch[b]
-            player = int(host.current_player[b]) + 1
-            move = record["legalMoves"][k][record["chosen"][k]]
-            where = f"{path}: game {record.get('gameId')}, decision {k}"
-            if int(record["states"][k]["currentPlayer"]) != player:
-                raise ValueError(f"{where}: the record's player {record['states'][k]['currentPlayer']} is to "
-                                 f"move, rlloop's engine has player {player}")  # fmt: skip
-            try:
-                board = jax.tree.map(lambda x, b=b: x[b], host.board)
-                chosen[b] = convert.move_to_action(rules, board, player, move)
-            except ValueError as error:
-                raise ValueError(f"{where}: move {move.get('type')} does not convert ({error})") from None
-            if not host.legal_action_mask[b, chosen[b]]:
-                raise ValueError(f"{where}: move {move.get('type')} (action {chosen[b]}) is not legal in "
-                                 "rlloop's engine")  # fmt: skip
         # Finished games ignore their action (Game.step: a no-op), so 0 stands in.
-        observations.append(np.asarray(observe(states))[live])
-        actions.append(chosen[live])
-        players.append(host.current_player[live])
-        forced.append(host.legal_action_mask[live].sum(axis=-1) <= 1)
+        chosen = _recorded_actions(game.rules, batch, k, host, live)
+        rows["observation"].append(np.asarray(observe(states))[live])
+        rows["action"].append(chosen[live])
+        rows["player"].append(host.current_player[live])
+        rows["forced"].append(host.legal_action_mask[live].sum(axis=-1) <= 1)
+        rows["game"].append(np.flatnonzero(live))
         states = step(states, chosen)
         ended = np.asarray(states.terminated) & (k == lengths - 1)
         outcomes[ended] = np.asarray(states.rewards)[ended]
@@ -602,23 +585,45 @@ def _replay_batch(game: Any, batch: list[tuple[Path, dict[str, Any]]], policy_sl
     for b, (path, record) in enumerate(batch):
         winner = (record.get("result") or {}).get("winner")
         if not final.terminated[b] or (winner is not None and int(final.board.winner[b]) != int(winner)):
-            raise ValueError(f"{path}: game {record.get('gameId')} replayed in rlloop's engine ends "
-                             f"{'with winner ' + str(int(final.board.winner[b])) if final.terminated[b] else 'unfinished'}"
-                             f", the record with winner {winner}")  # fmt: skip
-    # Time-major [decision][live games] -> game after game.
-    order = np.argsort(np.concatenate([np.flatnonzero(k < lengths) for k in range(int(lengths.max()))]),
-                       kind="stable")  # fmt: skip
-    game_of = np.concatenate([np.flatnonzero(k < lengths) for k in range(int(lengths.max()))])[order]
-    action = np.concatenate(actions)[order]
-    player = np.concatenate(players)[order].astype(np.int32)
-    policy_actions, policy_weights = one_hot_sparse(action, game.num_actions, policy_slots)
-    policy_weights[np.concatenate(forced)[order]] = 0.0
+            ending = f"with winner {int(final.board.winner[b])}" if final.terminated[b] else "unfinished"
+            raise ValueError(f"{path}: game {record.get('gameId')} replayed in rlloop's engine ends {ending}, "
+                             f"the record with winner {winner}")  # fmt: skip
+    flat = {name: np.concatenate(parts) for name, parts in rows.items()}
+    order = np.argsort(flat["game"], kind="stable")  # decision-major -> game after game
+    policy_actions, policy_weights = one_hot_sparse(flat["action"][order], game.num_actions, policy_slots)
+    policy_weights[flat["forced"][order]] = 0.0
+    player = flat["player"][order].astype(np.int32)
     return {
-        "observation": np.concatenate(observations)[order],
+        "observation": flat["observation"][order],
         "policy_actions": policy_actions,
         "policy_weights": policy_weights,
-        "value": mover_relative(outcomes[game_of], player).astype(np.float32),
+        "value": mover_relative(outcomes[flat["game"][order]], player).astype(np.float32),
     }
+
+
+def _recorded_actions(rules: Any, batch: list[tuple[Path, dict[str, Any]]], k: int, host: Any,
+                      live: np.ndarray) -> np.ndarray:  # fmt: skip
+    """int32 [games]: decision ``k``'s recorded move of each live game as rlloop's action,
+    checked (the record's player to move is the engine's, the move converts and is legal);
+    0 for the others. ``host``: the games' states on the host."""
+    from rlloop.games.ringrift import convert
+
+    chosen = np.zeros(len(batch), np.int32)
+    for b in np.flatnonzero(live):
+        path, record = batch[b]
+        player = int(host.current_player[b]) + 1
+        move = record["legalMoves"][k][record["chosen"][k]]
+        where = f"{path}: game {record.get('gameId')}, decision {k}"
+        if int(record["states"][k]["currentPlayer"]) != player:
+            raise ValueError(f"{where}: the record's player {record['states'][k]['currentPlayer']} is to "
+                             f"move, rlloop's engine has player {player}")  # fmt: skip
+        try:
+            chosen[b] = convert.move_to_action(rules, jax.tree.map(lambda x, b=b: x[b], host.board), player, move)
+        except ValueError as error:
+            raise ValueError(f"{where}: move {move.get('type')} does not convert ({error})") from None
+        if not host.legal_action_mask[b, chosen[b]]:
+            raise ValueError(f"{where}: move {move.get('type')} (action {chosen[b]}) is not legal in rlloop's engine")
+    return chosen
 
 
 # ------------------------------------------------------------------------------ training

@@ -129,10 +129,11 @@ def test_trace_of_another_board_is_refused(shared_dir: Path) -> None:
     rlloop.compose(["game=ringrift_square8_3p", f"train.teacher=traces:{path}"])  # the right board
 
 
-def test_trace_games_become_mover_relative_samples(shared_dir: Path) -> None:
+def test_trace_games_become_mover_relative_samples(shared_dir: Path, tmp_path: Path) -> None:
     """Two square8 games of the reference: one sample per decision, a one-hot target of the
     recorded move (none where the mover had one legal action), the outcome from the mover's
-    view; the first sample is the opening position."""
+    view; the first sample is the opening position. A record whose winner rlloop's engine
+    does not reproduce is refused, naming it (plain .jsonl read too)."""
     from rlloop import games
     from rlloop.games.ringrift import convert
 
@@ -171,6 +172,11 @@ def test_trace_games_become_mover_relative_samples(shared_dir: Path) -> None:
     capped, figures = teacher_lib.load_traces(str(path), game, policy_slots=256, max_samples=50)
     assert len(capped["value"]) == 50 and figures["teacher_games"] == 1
     np.testing.assert_array_equal(capped["observation"], samples["observation"][:50])
+    tampered = dict(records[0], result={**records[0]["result"], "winner": 3 - records[0]["result"]["winner"]})
+    (tmp_path / "mine.jsonl").write_text(json.dumps(tampered) + "\n")
+    with pytest.raises(ValueError, match=rf"mine.jsonl: game {records[0]['gameId']} replayed in rlloop's engine "
+                                         rf"ends with winner {records[0]['result']['winner']}, the record with"):  # fmt: skip
+        teacher_lib.load_traces(str(tmp_path / "*.jsonl"), game, policy_slots=256)
     with pytest.raises(ValueError, match="this lineage plays ringrift_square8_3p"):
         teacher_lib.load_traces(str(path), games.make("ringrift_square8_3p"), policy_slots=256, max_games=1)
 
