@@ -703,7 +703,8 @@ class Teachers:
     ``Teachers(lineages, ledger=..., telemetry=..., fresh=...)`` pre-trains each such lineage
     at once when ``fresh`` (no checkpoint was restored; see the module doc) and records a
     ``TEACHER`` ledger event; :meth:`refine` (after each iteration) runs the decaying
-    refinement. ``pretrained`` holds each pre-training's figures by lineage name.
+    refinement. ``pretrained`` holds each pre-training's figures by lineage name. The teacher
+    samples stay in memory (``buffers``) only for lineages that refine.
     """
 
     def __init__(self, lineages: Mapping[str, Any], *, ledger: Any, telemetry: Any, fresh: bool) -> None:
@@ -721,7 +722,8 @@ class Teachers:
 
     def _key(self, name: str, purpose: int) -> jax.Array:
         lineage = self.lineages[name]
-        return jax.random.fold_in(jax.random.key(int(lineage.config.loop.seed)), 24_000 + 100 * lineage.index + purpose)
+        root = jax.random.fold_in(jax.random.key(int(lineage.config.loop.seed)), 24_000 + lineage.index)
+        return jax.random.fold_in(root, purpose)
 
     def buffer(self, name: str) -> tuple[ReplayBuffer, dict[str, Any]]:
         """Lineage ``name``'s teacher samples (collected on first use) and the figures of
@@ -756,6 +758,8 @@ class Teachers:
         self.ledger.add_event(TEACHER_EVENT, {"config": name, "teacher": str(train.teacher), "phase": "pretrain",
                                               "iteration": 0, **result})  # fmt: skip
         self.telemetry.scalars(0, {self._name(name, k): v for k, v in result.items()})
+        if not int(train.teacher_every):
+            del self.buffers[name]  # no refinement: free the samples
         return result
 
     def refine(self, iteration: int) -> dict[str, Any]:
