@@ -83,12 +83,14 @@ GREEDY_BLOCK_MAX_ACTIONS = 64
 GREEDY_MAX_ACTIONS = 512
 
 
-def greedy_player(game: Game) -> Player:
-    """One-ply greedy: plays a move that wins at once if there is one; otherwise avoids moves
-    after which the opponent can win at once (blocking); otherwise random. Ties are random.
+def greedy_preferred(game: Game) -> Callable[[State], jax.Array]:
+    """The one-ply greedy player's candidate moves: ``preferred(state) -> bool [A]`` for one
+    (unbatched) state, the moves :func:`greedy_player` chooses among uniformly: the moves that
+    win at once if there are any; otherwise the legal moves after which the opponent cannot
+    win at once (blocking; only for games with at most ``GREEDY_BLOCK_MAX_ACTIONS``
+    actions), or every legal move when none is safe. All False when nothing is legal.
 
-    The blocking look-ahead costs ``num_actions**2`` steps per position, so it is used only
-    for games with at most ``GREEDY_BLOCK_MAX_ACTIONS`` actions.
+    Raises ValueError for games with more than ``GREEDY_MAX_ACTIONS`` actions.
     """
     if game.num_actions > GREEDY_MAX_ACTIONS:
         raise ValueError(
@@ -107,7 +109,7 @@ def greedy_player(game: Game) -> Player:
         )
         return state.legal_action_mask & after.terminated & (after.rewards[:, mover] > best_other)
 
-    def choose(state: State, key: jax.Array) -> jax.Array:
+    def preferred(state: State) -> jax.Array:
         legal = state.legal_action_mask
         winning = wins_now(state)
         if block:
@@ -116,13 +118,25 @@ def greedy_player(game: Game) -> Player:
             safe = legal & ~opponent_wins
         else:
             safe = legal
-        preferred = jnp.where(winning.any(), winning, jnp.where(safe.any(), safe, legal))
-        return _sample_legal(key, preferred)
+        return jnp.where(winning.any(), winning, jnp.where(safe.any(), safe, legal))
+
+    return preferred
+
+
+def greedy_player(game: Game) -> Player:
+    """One-ply greedy: plays a move that wins at once if there is one; otherwise avoids moves
+    after which the opponent can win at once (blocking); otherwise random. Ties are random
+    (uniform over :func:`greedy_preferred`).
+
+    The blocking look-ahead costs ``num_actions**2`` steps per position, so it is used only
+    for games with at most ``GREEDY_BLOCK_MAX_ACTIONS`` actions.
+    """
+    preferred = greedy_preferred(game)
 
     def act(params: Any, key: jax.Array, states: State) -> jax.Array:
         del params
         keys = jax.random.split(key, states.current_player.shape[0])
-        return jax.vmap(choose)(states, keys)
+        return jax.vmap(lambda state, k: _sample_legal(k, preferred(state)))(states, keys)
 
     return Player(name="greedy", act=act)
 

@@ -116,6 +116,22 @@ class TrainConfig:
     augment: bool = True
     # Data quality gate: self-play data whose finished games average fewer moves is refused.
     min_mean_game_length: float = 2.0
+    # Teacher and supervised bootstrap (rlloop.teacher): "" (off), a player (random, greedy,
+    # heuristic[:PROFILE], heuristic-search[:PROFILE]), run:RUN[#LINEAGE][@WHICH] (another
+    # run's network) or traces:PATH-OR-GLOB (the reference's JSON-lines games, RingRift).
+    # A fresh run first takes teacher_steps optimiser steps on teacher_samples samples.
+    teacher: str = ""
+    teacher_samples: int = 20_000
+    teacher_steps: int = 200
+    teacher_games: int = 256  # teacher games played at once
+    teacher_noise: float = 0.1  # chance of a uniformly random legal move instead of the teacher's
+    teacher_simulations: int = 16  # heuristic-search and run: teachers (run: 0 = its raw policy)
+    # Value targets: 1 = outcomes; below 1 = TD(lambda) from the teacher's evaluation (2 players).
+    teacher_value_lambda: float = 1.0
+    # Refinement: after iteration k x every, round(decay**k x steps_per_iteration) more
+    # supervised steps on the teacher samples (0 = off).
+    teacher_every: int = 0
+    teacher_decay: float = 0.5
 
 
 @dataclasses.dataclass
@@ -366,6 +382,10 @@ def validate(config: DictConfig) -> DictConfig:
         )
     if not 0.0 <= config.train.value_lambda <= 1.0:
         problems.append(f"train.value_lambda={config.train.value_lambda} must be in [0, 1]")
+    from rlloop.teacher import config_problems as teacher_problems
+
+    # With several lineages each one's teacher is checked against its own game (below).
+    problems += teacher_problems(config.train, None if config.schedule.configurations else str(config.game.name))
     if config.loop.max_forced_moves < 0:
         problems.append(f"loop.max_forced_moves must be >= 0, got {config.loop.max_forced_moves}")
     if config.model.architecture not in ("resnet", "mlp"):

@@ -57,6 +57,7 @@ from rlloop.lineage import DamagedCheckpoint, Lineage, mastery_weight
 from rlloop.resources import ResourceGuard, ResourceStatus
 from rlloop.runs import RunDir, atomic_write_json, atomic_write_text
 from rlloop.scheduler import Rating, ReplayPressure, SelfplayScheduler
+from rlloop.teacher import Teachers
 from rlloop.telemetry import Telemetry
 
 __all__ = ["Loop", "default_run_dir"]
@@ -136,6 +137,8 @@ class Loop:
         self._inputs: tuple[int, dict[str, Rating], dict[str, float]] | None = None
         self.scheduler = self._make_scheduler()
         self._resume()
+        # Teachers (train.teacher): a fresh run pre-trains before its first champion is named.
+        self.teachers = Teachers(self.lineages, ledger=self.ledger, telemetry=self.telemetry, fresh=not self.iteration)
         if self.is_main_process:
             atomic_write_text(self.paths.config, OmegaConf.to_yaml(config))
             if not self.paths.is_legacy():
@@ -429,6 +432,7 @@ class Loop:
         if name is None and not any(k.endswith("train_steps") for k in metrics):
             metrics["train_skipped"] = True
         self.iteration += 1
+        metrics.update(self.teachers.refine(self.iteration))
         for other in active:
             lineage = self.lineages[other]
             lineage.active_iterations += 1
