@@ -459,21 +459,27 @@ def generate_samples(
     pending = PendingGames(value_lambda=value_lambda, num_players=game.num_players, policy_slots=policy_slots)
     parts: list[Samples] = []
     collected = finished = 0
+    # Several processes: each keeps its own devices' games; counts are the run's, so every
+    # process plays the same number of chunks. Its share of ``num_samples`` is kept.
+    share = len(parallel.local_positions(mesh)) / devices
+    params = None if teacher.params is None else parallel.put_replicated(teacher.params, mesh)
     # Every game ends within max_steps moves: a generous bound on the chunks needed.
     limit = 2 * (math.ceil(num_samples / (games * moves_per_chunk)) + math.ceil(game.max_steps / moves_per_chunk)) + 2
     for index in range(limit):
         if collected >= num_samples:
             break
-        states, chunk = play(teacher.params, states, jax.random.fold_in(key, index))
-        chunk = jax.device_get(chunk)
+        states, chunk = play(params, states, jax.random.fold_in(key, index))
+        chunk = parallel.local_rows(chunk, axis=1)
         samples = pending.add(chunk)
-        finished += int(np.asarray(chunk["done"]).sum())
         parts.append({name: samples[name] for name in ("observation", "policy_actions", "policy_weights", "value")})
-        collected += len(samples["value"])
-    result = {name: np.concatenate([part[name] for part in parts])[:num_samples] for name in parts[0]}
+        done, added = parallel.global_sum([np.asarray(chunk["done"]).sum(), len(samples["value"])])
+        finished += int(done)
+        collected += int(added)
+    kept = math.ceil(num_samples * share)
+    result = {name: np.concatenate([part[name] for part in parts])[:kept] for name in parts[0]}
     return result, {
         "teacher_games": finished,
-        "teacher_samples": len(result["value"]),
+        "teacher_samples": int(parallel.global_sum(len(result["value"]))),
         "teacher_generate_seconds": time.perf_counter() - start,
     }
 
@@ -655,13 +661,15 @@ def supervised_steps(lineage: Any, buffer: ReplayBuffer, steps: int, *, rng: np.
     ``teacher_steps``, ``teacher_seconds``."""
     start = time.perf_counter()
     per_call = int(lineage.config.train.steps_per_iteration)
-    batch = int(lineage.config.train.batch_size)
+    # This process's columns of every batch (several processes: each from its own samples).
+    batch = int(lineage.config.train.batch_size) * len(lineage.positions) // lineage.num_devices
     kept_step = int(lineage.train_state.step)
     metrics = []
     done = 0
     while done < steps:
         count = min(per_call, steps - done)
-        batches = parallel.put_batch(buffer.sample(rng, batch_size=batch, num_batches=per_call), lineage.mesh, axis=1)
+        batches = buffer.sample(rng, batch_size=batch, num_batches=per_call)
+        batches = parallel.put_local_batch(batches, lineage.mesh, axis=1)
         keys = jax.random.split(jax.random.fold_in(key, done), per_call)
         for index in range(count):
             lineage.train_state, result = lineage.programs.train_step(lineage.train_state, batches, np.int32(index),
@@ -714,7 +722,8 @@ class Teachers:
         self.single = len(lineages) == 1
         self.buffers: dict[str, ReplayBuffer] = {}
         self.pretrained: dict[str, dict[str, Any]] = {}
-        self._rngs = {name: np.random.default_rng([int(lineage.config.loop.seed), 24, index])
+        process = [jax.process_index()] if jax.process_count() > 1 else []
+        self._rngs = {name: np.random.default_rng([int(lineage.config.loop.seed), 24, index, *process])
                       for index, (name, lineage) in enumerate(self.lineages.items())}  # fmt: skip
         if fresh:
             for name in self.lineages:

@@ -280,7 +280,9 @@ def test_two_processes_play_and_train_as_one_process_of_two_devices(tmp_path: Pa
 @pytest.mark.long
 def test_a_killed_process_stops_the_other_and_a_restart_resumes(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    extra = ["hardware.peer_timeout_seconds=10"]
+    # With a teacher too: its games and pre-training run over both processes.
+    extra = ["hardware.peer_timeout_seconds=10", "train.teacher=greedy", "train.teacher_samples=500",
+             "train.teacher_steps=4"]  # fmt: skip
     processes = _start(run_dir, processes=2, iterations=7, port=_free_port(), extra=extra)
     metrics = run_dir / "metrics.jsonl"
     deadline = time.monotonic() + 300
@@ -299,6 +301,7 @@ def test_a_killed_process_stops_the_other_and_a_restart_resumes(tmp_path: Path) 
     _finish(_start(run_dir, processes=2, iterations=7, port=_free_port(), extra=extra), run_dir)
     resumed = (tmp_path / "run.0.log").read_text()
     assert "[rlloop] resumed from iteration" in resumed
+    assert "teacher greedy: 500 samples" in log  # the fresh start pre-trained over both processes
     assert committed <= set(_rows(run_dir, MATCHES))
     assert _rows(run_dir, "SELECT MAX(iteration) FROM iterations")[0][0] == 7
 
