@@ -280,13 +280,18 @@ def play_match(
         raise ValueError(f"num_games must be an even number >= 2, got {num_games}")
     run = _compiled_match(game, player_a.act, player_b.act, num_games, opening_moves)
     result, lengths = jax.device_get(run(player_a.params, player_b.params, key))
+    return _outcome(player_a, player_b, np.asarray(result), np.asarray(lengths))
+
+
+def _outcome(player_a: Player, player_b: Player, result: np.ndarray, lengths: np.ndarray) -> MatchOutcome:
+    """Counts of per-game results (+1 A won, 0 a draw, -1 B won) as a :class:`MatchOutcome`."""
     return MatchOutcome(
         player_a=player_a.name,
         player_b=player_b.name,
         wins_a=int((result > 0).sum()),
         draws=int((result == 0).sum()),
         wins_b=int((result < 0).sum()),
-        lengths=np.asarray(lengths),
+        lengths=lengths,
     )
 
 
@@ -327,14 +332,7 @@ def play_match_slices(
     fetched = jax.device_get(running)
     result = np.concatenate([np.asarray(r) for r, _ in fetched]) if fetched else np.zeros(0)
     lengths = np.concatenate([np.asarray(n) for _, n in fetched]) if fetched else np.zeros(0, np.int32)
-    return MatchOutcome(
-        player_a=player_a.name,
-        player_b=player_b.name,
-        wins_a=int((result > 0).sum()),
-        draws=int((result == 0).sum()),
-        wins_b=int((result < 0).sum()),
-        lengths=lengths,
-    )
+    return _outcome(player_a, player_b, result, lengths)
 
 
 def gauntlet(

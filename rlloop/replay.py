@@ -363,6 +363,7 @@ class ShardedReplay:
             raise ValueError(f"replay capacity must be > 0, got {capacity}")
         self.positions, self.num_devices, self.seed = list(positions), int(num_devices), list(seed)
         self.per_shard = -(-int(capacity) // self.num_devices)
+        self._buffer = dict(buffer)
         self.shards = [ReplayBuffer(self.per_shard, **buffer) for _ in self.positions]
         self.rngs = [np.random.default_rng([*self.seed, position]) for position in self.positions]
         self._counts = np.zeros((self.num_devices, 2))  # every shard's (size, total added)
@@ -496,10 +497,7 @@ class ShardedReplay:
             prefixes = [f"{p}/" for p in state["positions"].tolist()] if "positions" in state else [""]
             for prefix in prefixes:
                 size = int(state[f"{prefix}size"])
-                probe = ReplayBuffer(max(size, 1), observation_shape=self.shards[0]._data["observation"].shape[1:],
-                                     num_actions=self.shards[0].num_actions,
-                                     num_players=self.shards[0]._data["value"].shape[1],
-                                     policy_slots=self.shards[0].policy_slots)  # fmt: skip
+                probe = ReplayBuffer(max(size, 1), **self._buffer)
                 probe.load_state_dict(state, prefix=prefix, where=f"replay file {path}")
                 merged.append(probe.samples())
                 added += probe.total_added
