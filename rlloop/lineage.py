@@ -377,6 +377,8 @@ class Lineage:
         if params is None:
             if self.iteration:
                 reason = f"no champion in the ledger; the latest checkpoint (iteration {self.iteration})"
+            elif str(self.config.train.teacher or "").strip():
+                reason = f"no champion and no checkpoint; the network pre-trained by {self.config.train.teacher}"
             else:
                 reason = "no champion and no checkpoint; a fresh network"
             model_id, params = self.model_id(self.iteration), self.snapshot_params()

@@ -236,7 +236,8 @@ def test_ringrift_bootstrap_run_from_traces(shared_dir: Path, tmp_path: Path, pl
         if not play:
             return
         (history,) = loop.run(iterations=1)
-        assert history["moves_this_iteration"] == 2 * 2 * 4 and "teacher_steps" not in history
+        games = 2 * loop.lineage.num_devices  # games_per_device=2 on however many devices JAX has
+        assert history["moves_this_iteration"] == games * 4 and "teacher_steps" not in history
 
 
 def test_an_earlier_runs_network_teaches_with_its_search(tmp_path: Path) -> None:
