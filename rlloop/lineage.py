@@ -40,6 +40,7 @@ from rlloop.replay import PendingGames, ShardedReplay, quality_problems, split_p
 from rlloop.runs import LineageDir, atomic_savez
 from rlloop.search import search_knobs
 from rlloop.selfplay import Opponent
+from rlloop.teacher import teacher_spec
 from rlloop.telemetry import Telemetry
 from rlloop.train import TrainState, init_train_state, make_optimizer
 
@@ -377,7 +378,7 @@ class Lineage:
         if params is None:
             if self.iteration:
                 reason = f"no champion in the ledger; the latest checkpoint (iteration {self.iteration})"
-            elif str(self.config.train.teacher or "").strip():
+            elif teacher_spec(self.config.train):
                 reason = f"no champion and no checkpoint; the network pre-trained by {self.config.train.teacher}"
             else:
                 reason = "no champion and no checkpoint; a fresh network"

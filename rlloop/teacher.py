@@ -148,6 +148,11 @@ def _first_record(path: Path) -> dict[str, Any]:
     raise ValueError(f"trace file {path} holds no game")
 
 
+def teacher_spec(train: Any) -> str:
+    """The ``train.teacher`` spec with surrounding blanks removed; ``""`` when there is none."""
+    return str(train.teacher or "").strip()
+
+
 def config_problems(train: Any, game_name: str | None) -> list[str]:
     """Problems of a ``train`` config node's teacher keys for game ``game_name`` (for
     :func:`rlloop.config.validate`): ranges, an unknown teacher, a player the game cannot
@@ -164,7 +169,7 @@ def config_problems(train: Any, game_name: str | None) -> list[str]:
     for key in ("teacher_noise", "teacher_decay", "teacher_value_lambda"):
         if not 0.0 <= train[key] <= 1.0:
             problems.append(f"train.{key}={train[key]!r} must be in [0, 1]")
-    spec_text = str(train.teacher or "").strip()
+    spec_text = teacher_spec(train)
     if not spec_text:
         if train.teacher_every:
             problems.append(f"train.teacher_every={train.teacher_every} needs a train.teacher")
@@ -699,7 +704,7 @@ def refinement_steps(train: Any, iteration: int) -> tuple[int, float]:
     ``round(weight x steps_per_iteration)``; (0, 0) at other iterations or without a
     teacher."""
     every = int(train.teacher_every)
-    if not str(train.teacher or "").strip() or every <= 0 or iteration <= 0 or iteration % every:
+    if not teacher_spec(train) or every <= 0 or iteration <= 0 or iteration % every:
         return 0, 0.0
     weight = float(train.teacher_decay) ** (iteration // every)
     return round(weight * int(train.steps_per_iteration)), weight
@@ -717,7 +722,7 @@ class Teachers:
 
     def __init__(self, lineages: Mapping[str, Any], *, ledger: Any, telemetry: Any, fresh: bool) -> None:
         self.lineages = {name: lineage for name, lineage in lineages.items()
-                         if str(lineage.config.train.teacher or "").strip()}  # fmt: skip
+                         if teacher_spec(lineage.config.train)}  # fmt: skip
         self.ledger, self.telemetry = ledger, telemetry
         self.single = len(lineages) == 1
         self.buffers: dict[str, ReplayBuffer] = {}
