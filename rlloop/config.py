@@ -173,6 +173,8 @@ class GateConfig:
     screen_min_score: float = 0.5
     deep_games: int = 192  # further games for candidates that passed the screen
     promote_score: float = 0.55  # promote when the score's lower confidence bound exceeds this
+    # (scores against the champion and screen_min_score: with more than two players, the
+    # head-to-head equivalent of the share of games won against the field; rlloop.gate)
     confidence: float = 0.95
     reject_elo_margin: float = 50.0  # reject when Elo falls this far below the champion's
     anchor_games: int = 32  # candidate vs each anchor player: anchors Elo at random=0

@@ -16,7 +16,10 @@ show, a PNG next to it; ``--out`` defaults to ``<run>/evaluation``):
     (``rlloop.side.player``); on RingRift also ``heuristic`` (the reference heuristic's one-ply
     player) and ``heuristic-search`` (search with the heuristic as value, ``--simulations``),
     profile ``--heuristic-profile``; Bradley-Terry Elo anchored at random = 0 with 95% intervals. The PNG shows the
-    Elo of the run's champions recorded by the gate.
+    Elo of the run's champions recorded by the gate. With more than two players the agent
+    plays every seat in turn against ``num_players - 1`` copies of each opponent; the score
+    is the share of games it won (chance ``1 / num_players``) and Elo follows the Luce model
+    (:mod:`rlloop.ratings`), so equal strength is Elo 0 whatever the player count.
 ``match A B``
     Two agents head to head, seats swapped in pairs: W/D/L, score with its interval, Elo
     difference. ``A`` and ``B`` are run directories, optionally ``RUN@champion``,
@@ -310,12 +313,16 @@ def cmd_gauntlet(args: argparse.Namespace) -> dict[str, Any]:
     outcomes = gauntlet(agent.game, candidate, opponents, num_games=args.games,
                         key=jax.random.key(args.seed), opening_moves=args.opening_moves)  # fmt: skip
     seconds = time.perf_counter() - start
-    results = [MatchResult(o.player_a, o.player_b, o.wins_a, o.draws, o.wins_b) for o in outcomes]
+    field = agent.game.num_players - 1  # copies of the opponent in every game (Luce Elo)
+    results = [MatchResult(o.player_a, o.player_b, o.wins_a, o.draws, o.wins_b, field) for o in outcomes]
     anchored = any(o.player_b == "random" for o in outcomes)
     ratings = fit_bradley_terry(results, anchor="random" if anchored else label)
     rows = []
     print(f"\n{label} ({args.simulations} sims) vs {len(opponents)} opponents, {args.games} games each"
           f" ({seconds:.1f} s); Elo anchored at {'random' if anchored else label} = 0")  # fmt: skip
+    if field > 1:
+        print(f"{agent.game.num_players} players: {label} against {field} copies of each opponent, seats "
+              f"rotated; score = games won, chance {1 / (field + 1):.3f}")  # fmt: skip
     print(f"{'opponent':<22} {'W-D-L':>13} {'score':>21} {'Elo diff':>9} {'opponent Elo':>22}")
     for outcome in outcomes:
         score, low, high = score_interval(outcome.wins_a, outcome.draws, outcome.wins_b)
@@ -323,12 +330,12 @@ def cmd_gauntlet(args: argparse.Namespace) -> dict[str, Any]:
         rows.append({
             "opponent": outcome.player_b, "wins": outcome.wins_a, "draws": outcome.draws,
             "losses": outcome.wins_b, "score": score, "score_low": low, "score_high": high,
-            "elo_difference": elo_difference(score), "opponent_elo": rating.elo,
+            "elo_difference": elo_difference(score, field), "opponent_elo": rating.elo,
             "opponent_elo_low": rating.low, "opponent_elo_high": rating.high,
             "mean_length": float(outcome.lengths.mean()),
         })  # fmt: skip
         print(f"{outcome.player_b:<22} {outcome.wins_a:>4}-{outcome.draws}-{outcome.wins_b:<4} "
-              f"{score:6.3f} [{low:.3f}, {high:.3f}] {elo_difference(score):>+9.0f} "
+              f"{score:6.3f} [{low:.3f}, {high:.3f}] {elo_difference(score, field):>+9.0f} "
               f"{rating.elo:>8.0f} [{rating.low:.0f}, {rating.high:.0f}]")  # fmt: skip
     own = ratings[label]
     print(f"{label}: Elo {own.elo:.0f} [{own.low:.0f}, {own.high:.0f}]")
@@ -336,7 +343,7 @@ def cmd_gauntlet(args: argparse.Namespace) -> dict[str, Any]:
     champions = _champion_elos(run_dir, lineage)
     payload = {
         "command": "gauntlet", "agent": label, "simulations": args.simulations,
-        "games_per_opponent": args.games, "seconds": seconds,
+        "games_per_opponent": args.games, "seconds": seconds, "field": field,
         "elo": {"value": own.elo, "low": own.low, "high": own.high,
                 "anchor": "random" if anchored else label},
         "opponents": rows, "run_champions": champions,
@@ -412,13 +419,17 @@ def cmd_match(args: argparse.Namespace) -> dict[str, Any]:
                          key=jax.random.key(args.seed), opening_moves=args.opening_moves)  # fmt: skip
     seconds = time.perf_counter() - start
     score, low, high = score_interval(outcome.wins_a, outcome.draws, outcome.wins_b)
-    elo, elo_low, elo_high = elo_difference(score), elo_difference(low), elo_difference(high)
+    field = agent_a.game.num_players - 1  # copies of B in every game (Luce Elo)
+    elo, elo_low, elo_high = (elo_difference(value, field) for value in (score, low, high))
     print(f"\n{label_a} vs {label_b}: {args.games} games, {args.simulations} sims ({seconds:.1f} s)")
+    if field > 1:
+        print(f"  {agent_a.game.num_players} players: A against {field} copies of B, seats rotated; "
+              f"score = games won, chance {1 / (field + 1):.3f}")  # fmt: skip
     print(f"  W-D-L {outcome.wins_a}-{outcome.draws}-{outcome.wins_b}  score {score:.3f} "
           f"[{low:.3f}, {high:.3f}]  Elo difference {elo:+.0f} [{elo_low:+.0f}, {elo_high:+.0f}]")  # fmt: skip
     payload = {
         "command": "match", "a": label_a, "b": label_b, "games": args.games,
-        "simulations": args.simulations, "seconds": seconds, "wins_a": outcome.wins_a,
+        "simulations": args.simulations, "seconds": seconds, "field": field, "wins_a": outcome.wins_a,
         "draws": outcome.draws, "wins_b": outcome.wins_b, "score_a": score, "score_low": low,
         "score_high": high, "elo_difference": elo, "elo_low": elo_low, "elo_high": elo_high,
         "mean_length": float(outcome.lengths.mean()),

@@ -13,6 +13,12 @@ Decision (see :class:`rlloop.config.GateConfig`):
 - **reject** when the candidate's fitted Elo is more than ``reject_elo_margin`` below the
   champion's (or the SPRT rejects);
 - otherwise **inconclusive**: the candidate stays a candidate and training goes on.
+
+With more than two players the candidate plays against a field of ``num_players - 1``
+copies of its opponent, and equal players win ``1 / num_players`` of those games. Scores are
+therefore judged as their head-to-head equivalents under the Luce model
+(:func:`rlloop.ratings.head_to_head_score`: chance maps to 0.5), so ``promote_score`` and
+``screen_min_score`` mean the same for every player count, and the Elo fit counts the field.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from rlloop.arena import (
 )
 from rlloop.games.base import Game
 from rlloop.ledger import Ledger
-from rlloop.ratings import MatchResult, fit_bradley_terry, score_interval, sprt
+from rlloop.ratings import MatchResult, fit_bradley_terry, head_to_head_score, score_interval, sprt
 
 __all__ = ["BASELINES", "Gate", "GateDecision", "decide", "screen_passed"]
 
@@ -43,6 +49,8 @@ class GateDecision:
     """What the gate decided and why."""
 
     decision: str  # "promote" | "reject" | "inconclusive"
+    # The candidate's score against the champion and its interval, as head-to-head
+    # equivalents with more than two players (the reason gives the raw win share too).
     score: float
     score_low: float
     score_high: float
@@ -60,10 +68,10 @@ def _score(counts: Counts) -> float:
     return (wins + draws / 2.0) / max(wins + draws + losses, 1)
 
 
-def screen_passed(config: Any, screen: Counts | None) -> bool:
-    """Whether the candidate goes on to the deep match: no screen, or a screen score of at
-    least ``screen_min_score``."""
-    return screen is None or _score(screen) >= float(config.screen_min_score)
+def screen_passed(config: Any, screen: Counts | None, field: int = 1) -> bool:
+    """Whether the candidate goes on to the deep match: no screen, or a screen score (its
+    head-to-head equivalent against a ``field`` of champions) of at least ``screen_min_score``."""
+    return screen is None or head_to_head_score(_score(screen), field) >= float(config.screen_min_score)
 
 
 def decide(
@@ -73,6 +81,7 @@ def decide(
     deep: Counts | None,
     candidate_elo: float,
     champion_elo: float,
+    field: int = 1,
 ) -> GateDecision:
     """The gate's decision from its match counts and the refitted Elo (a pure function).
 
@@ -81,23 +90,25 @@ def decide(
     ``promote_score`` — or, with ``sprt``, when the SPRT (Elo 0 vs ``sprt_elo1``) accepts;
     **reject** when the candidate's Elo is more than ``reject_elo_margin`` below the
     champion's (with ``sprt``: when it rejects); else **inconclusive**. Promotion wins over
-    rejection. No games at all is inconclusive.
+    rejection. No games at all is inconclusive. ``field``: the champion's copies per game
+    (``num_players - 1``); scores are judged as head-to-head equivalents.
     """
-    passed = screen_passed(config, screen)
+    passed = screen_passed(config, screen, field)
     stages = []
     wins = draws = losses = 0
     for name, counts in (("screen", screen), ("deep", deep)):
         if counts is not None:
-            stages.append(f"{name} {_score(counts):.3f}")
+            stages.append(f"{name} {head_to_head_score(_score(counts), field):.3f}")
             wins, draws, losses = wins + counts[0], draws + counts[1], losses + counts[2]
     games = wins + draws + losses
     if games == 0:
         reason = f"no games; Elo {candidate_elo:.0f} vs champion {champion_elo:.0f}"
         nan = float("nan")
         return GateDecision("inconclusive", nan, nan, nan, 0, candidate_elo, champion_elo, reason)
-    score, low, high = score_interval(wins, draws, losses, confidence=float(config.confidence))
+    raw = score_interval(wins, draws, losses, confidence=float(config.confidence))
+    score, low, high = (head_to_head_score(value, field) for value in raw)
     if config.sprt:
-        verdict, llr = sprt(wins, draws, losses, elo0=0.0, elo1=float(config.sprt_elo1))
+        verdict, llr = sprt(wins, draws, losses, elo0=0.0, elo1=float(config.sprt_elo1), field=field)
         promote, reject = passed and verdict == "accept", verdict == "reject"
         rule = f"SPRT {verdict} (LLR {llr:.2f})"
     else:
@@ -105,8 +116,12 @@ def decide(
         reject = candidate_elo < champion_elo - float(config.reject_elo_margin)
         rule = f"lower bound {low:.3f} vs {float(config.promote_score):.2f}"
     decision = "promote" if promote else "reject" if reject else "inconclusive"
+    against = ""
+    if field > 1:
+        against = (f" (head to head; won {raw[0]:.3f} [{raw[1]:.3f}, {raw[2]:.3f}] against "
+                   f"{field} champions, chance {1 / (field + 1):.3f})")  # fmt: skip
     reason = (
-        f"{', '.join(stages)}; score {score:.3f} [{low:.3f}, {high:.3f}] over "
+        f"{', '.join(stages)}; score {score:.3f} [{low:.3f}, {high:.3f}]{against} over "
         f"{games} games; {rule}; Elo {candidate_elo:.0f} vs champion {champion_elo:.0f}"
     )
     return GateDecision(decision, score, low, high, games, candidate_elo, champion_elo, reason)
@@ -138,6 +153,7 @@ class Gate:
     ) -> None:  # fmt: skip
         self.slices, self.local_slices = int(slices), local_slices
         self.game = game
+        self.field = int(game.num_players) - 1  # the opponent's copies in every match
         self.config = gate_config
         self.ledger = ledger
         self.lineage = ledger.config if config is None else config
@@ -187,7 +203,7 @@ class Gate:
         """Bradley-Terry over every recorded match of this lineage (its random = 0); store
         each model's Elo."""
         results = [
-            MatchResult(m.model_a, m.model_b, m.wins_a, m.draws, m.wins_b)
+            MatchResult(m.model_a, m.model_b, m.wins_a, m.draws, m.wins_b, field=self.field)
             for m in self.ledger.matches(config=self.lineage or None)
         ]
         if not results:
@@ -221,7 +237,7 @@ class Gate:
                 screen = self._match(candidate, champion, int(config.screen_games), "screen", iteration, keys[0])
                 screen_counts = (screen.wins_a, screen.draws, screen.wins_b)
                 games.update(int(config.screen_games))
-            if screen_passed(config, screen_counts) and int(config.deep_games):
+            if screen_passed(config, screen_counts, self.field) and int(config.deep_games):
                 deep = self._match(candidate, champion, int(config.deep_games), "deep", iteration, keys[1])
                 deep_counts = (deep.wins_a, deep.draws, deep.wins_b)
             games.update(int(config.deep_games))  # played or skipped
@@ -233,5 +249,5 @@ class Gate:
         return decide(
             config, screen=screen_counts, deep=deep_counts,
             candidate_elo=elo.get(candidate.name, float("nan")),
-            champion_elo=elo.get(champion.name, float("nan")),
+            champion_elo=elo.get(champion.name, float("nan")), field=self.field,
         )  # fmt: skip

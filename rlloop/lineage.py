@@ -36,6 +36,7 @@ from rlloop.perfect_play import PERFECT_PLAY_EVENT, PerfectPlayMonitor, default_
 from rlloop.perfect_play import metrics_of as perfect_play_metrics
 from rlloop.perfect_play import summary as perfect_play_summary
 from rlloop.programs import build_programs
+from rlloop.ratings import head_to_head_score
 from rlloop.replay import PendingGames, ShardedReplay, quality_problems, split_pending_state
 from rlloop.runs import LineageDir, atomic_savez
 from rlloop.search import search_knobs
@@ -797,7 +798,10 @@ class Lineage:
     def baseline_score(self) -> float | None:
         """The lineage's mastery now: the share of games not lost against its worst fixed
         baseline by the newest model that played every baseline (the gate's anchor matches:
-        its latest candidate, or its champion); None before any did."""
+        its latest candidate, or its champion); None before any did. With more than two
+        players, the head-to-head equivalent of that share against the field
+        (:func:`rlloop.ratings.head_to_head_score`), so that mastery reads the same for
+        every player count."""
         if self.gate is None:
             return None
         names = {player.name for player in self.gate.baselines.values()}
@@ -814,7 +818,8 @@ class Lineage:
                 newest = match.model_a
         if newest is None:
             return None
-        return min((w + d) / max(w + d + lo, 1) for w, d, lo in totals[newest].values())
+        field = int(self.game.num_players) - 1
+        return min(head_to_head_score((w + d) / max(w + d + lo, 1), field) for w, d, lo in totals[newest].values())
 
     def close(self) -> None:
         if self.perfect_play is not None:

@@ -3,6 +3,15 @@
 Host-side, pure Python + numpy (no JAX): the arena produces win/draw/loss counts, this module
 turns them into scores with confidence intervals, Elo ratings anchored at the random player,
 and sequential-test decisions for the promotion gate. Draws always count as half a win.
+
+More than two players: the arena plays one agent against a *field* of ``field`` copies of its
+opponent (``num_players - 1``), and a game is a win when the agent finishes ahead of all of
+them. Ratings then follow the Luce choice model, the Bradley–Terry model's extension to one
+winner among several: with strengths ``gamma = 10^(elo/400)``, P(A wins) =
+``gamma_A / (gamma_A + field * gamma_B)``, so equal players win ``1 / (field + 1)`` of the
+games (1/3 with three players) and every function here takes ``field`` (1: two players).
+:func:`head_to_head_score` maps a win share against the field to the score the same players
+would have head to head, which is what thresholds such as the gate's ``promote_score`` mean.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ __all__ = [
     "elo_difference",
     "expected_score",
     "fit_bradley_terry",
+    "head_to_head_score",
     "score_interval",
     "sprt",
     "wilson_interval",
@@ -79,33 +89,58 @@ def score_interval(
     return points / games, low, high
 
 
-def elo_difference(score: float) -> float:
-    """Logistic Elo difference (400 scale) implied by an expected ``score`` in [0, 1].
+def _check_field(field: int) -> int:
+    if isinstance(field, bool) or not isinstance(field, int | np.integer) or field < 1:
+        raise ValueError(f"field must be a positive integer (opponents per game), got {field!r}")
+    return int(field)
+
+
+def elo_difference(score: float, field: int = 1) -> float:
+    """Logistic Elo difference (400 scale) implied by an expected ``score`` in [0, 1] against a
+    field of ``field`` copies of the opponent (1: head to head; see the module's Luce model).
 
     The score is clipped into [1e-6, 1 - 1e-6] so a perfect result gives a large, finite value.
     """
     if not math.isfinite(score) or not 0.0 <= score <= 1.0:
         raise ValueError(f"score must be in [0, 1], got {score!r}")
     s = min(max(score, _SCORE_CLIP), 1.0 - _SCORE_CLIP)
-    return -400.0 * math.log10(1.0 / s - 1.0)
+    return 400.0 * math.log10(_check_field(field) * s / (1.0 - s))
 
 
-def expected_score(elo_difference: float) -> float:
-    """Expected score of a player rated ``elo_difference`` above its opponent (logistic)."""
+def expected_score(elo_difference: float, field: int = 1) -> float:
+    """Expected score of a player rated ``elo_difference`` above its opponent (logistic), or
+    against a field of ``field`` copies of it (Luce)."""
     if math.isnan(elo_difference):
         raise ValueError("elo_difference must be a number, got nan")
-    return 1.0 / (1.0 + 10.0 ** (-elo_difference / 400.0))
+    return 1.0 / (1.0 + _check_field(field) * 10.0 ** (-elo_difference / 400.0))
+
+
+def head_to_head_score(score: float, field: int = 1) -> float:
+    """The head-to-head score equivalent to a win share ``score`` against a field of ``field``
+    copies of the opponent: ``expected_score(elo_difference(score, field))`` without the
+    clipping, i.e. ``field * s / (field * s + 1 - s)``. Chance (``1 / (field + 1)``) maps to
+    0.5; the map is increasing, so it carries an interval's bounds too. Identity at
+    ``field=1``."""
+    if not math.isfinite(score) or not 0.0 <= score <= 1.0:
+        raise ValueError(f"score must be in [0, 1], got {score!r}")
+    k = _check_field(field)
+    if k == 1:
+        return float(score)
+    return k * score / (k * score + 1.0 - score)
 
 
 @dataclass(frozen=True)
 class MatchResult:
-    """Results of games between ``player_a`` and ``player_b`` (counts from a's side)."""
+    """Results of games between ``player_a`` and ``player_b`` (counts from a's side); with
+    more than two players, a against a field of ``field`` copies of b (``wins_b``: one of
+    them finished ahead of a)."""
 
     player_a: str
     player_b: str
     wins_a: int
     draws: int
     wins_b: int
+    field: int = 1
 
 
 @dataclass(frozen=True)
@@ -135,7 +170,8 @@ def fit_bradley_terry(
     """Maximum-likelihood Bradley–Terry ratings (Elo scale) over all ``matches``.
 
     Model: P(i beats j) = 1 / (1 + 10^((elo_j - elo_i)/400)); a draw is half a win and half a
-    loss. ``anchor`` is fixed at exactly ``anchor_elo``. Regulariser: every other player gets
+    loss. A match against a field of ``field`` copies of j (more than two players) counts with
+    P(i wins) = 1 / (1 + field * 10^((elo_j - elo_i)/400)) (Luce; see the module docstring). ``anchor`` is fixed at exactly ``anchor_elo``. Regulariser: every other player gets
     ``prior_games`` virtual *draws* against the anchor (half a virtual win, half a virtual loss),
     which pulls it weakly towards the anchor's rating and keeps unbeaten or winless players
     finite (it must be > 0); set it small (e.g. 1e-6) to approach the plain maximum-likelihood fit.
@@ -156,7 +192,7 @@ def fit_bradley_terry(
     players: dict[str, int] = {anchor: 0}
     games: dict[str, int] = {anchor: 0}
     neighbours: dict[str, set[str]] = {anchor: set()}
-    rows: list[tuple[int, int, float, float]] = []  # (i, j, points_i, games)
+    rows: list[tuple[int, int, float, float, float]] = []  # (i, j, points_i, games, log field)
     for match in matches:
         for name in ("wins_a", "draws", "wins_b"):
             value = getattr(match, name)
@@ -164,6 +200,7 @@ def fit_bradley_terry(
                 raise ValueError(
                     f"{name} must be a non-negative count, got {value!r} in {match!r}"
                 )
+        _check_field(match.field)
         if match.player_a == match.player_b:
             raise ValueError(f"a player cannot play itself: {match!r}")
         n = match.wins_a + match.draws + match.wins_b
@@ -176,7 +213,8 @@ def fit_bradley_terry(
         neighbours[match.player_a].add(match.player_b)
         neighbours[match.player_b].add(match.player_a)
         rows.append(
-            (players[match.player_a], players[match.player_b], match.wins_a + match.draws / 2, n)
+            (players[match.player_a], players[match.player_b], match.wins_a + match.draws / 2, n,
+             math.log(match.field))
         )
 
     # Connectivity through real games: the prior alone would "rate" an isolated group, but
@@ -200,22 +238,24 @@ def fit_bradley_terry(
     j_idx = np.array([r[1] for r in rows], dtype=np.int64)
     points = np.array([r[2] for r in rows], dtype=np.float64)
     counts = np.array([r[3] for r in rows], dtype=np.float64)
+    offsets = np.array([r[4] for r in rows], dtype=np.float64)
     if k > 1:
         others = np.arange(1, k)
         i_idx = np.concatenate([i_idx, others])
         j_idx = np.concatenate([j_idx, np.zeros_like(others)])
         points = np.concatenate([points, np.full(k - 1, prior_games / 2)])
         counts = np.concatenate([counts, np.full(k - 1, float(prior_games))])
+        offsets = np.concatenate([offsets, np.zeros(k - 1)])
 
     def loglik(r: np.ndarray) -> float:
-        d = r[i_idx] - r[j_idx]
+        d = r[i_idx] - r[j_idx] - offsets
         # log σ(d) = -log1p(e^-d), written stably with logaddexp.
         return float(
             -np.sum(points * np.logaddexp(0.0, -d) + (counts - points) * np.logaddexp(0.0, d))
         )
 
     def grad_hess(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        d = r[i_idx] - r[j_idx]
+        d = r[i_idx] - r[j_idx] - offsets
         p, q = _sigmoid(d), _sigmoid(-d)
         # q = σ(-d), never 1 - p, and the gradient as points·q - (counts - points)·p rather than
         # points - counts·p: for lopsided results both forms cancel to a few significant digits.
@@ -281,6 +321,7 @@ def sprt(
     elo1: float = 35.0,
     alpha: float = 0.05,
     beta: float = 0.05,
+    field: int = 1,
 ) -> tuple[str, float]:
     """Sequential probability ratio test of H1: Elo = ``elo1`` against H0: Elo = ``elo0``.
 
@@ -288,7 +329,8 @@ def sprt(
     ``elo1`` stronger) with false-positive rate ``alpha``; "reject" means H0 with false-negative
     rate ``beta``. The log-likelihood ratio is the trinomial GSPRT approximation with logistic
     Elo used by fishtest and cutechess (M. Van den Bergh): with per-game score mean ``s`` and
-    variance ``var`` estimated from the counts, and ``s_k = expected_score(elo_k)``,
+    variance ``var`` estimated from the counts, and ``s_k = expected_score(elo_k, field)``
+    (``field``: the opponent's copies per game, more than two players),
     ``llr = N (s1 - s0) (2 s - s0 - s1) / (2 var)``. Bounds are Wald's:
     ``log(beta / (1 - alpha))`` and ``log((1 - beta) / alpha)``.
 
@@ -311,7 +353,7 @@ def sprt(
     w, d, _ = counts / n
     s = w + d / 2
     var = w + d / 4 - s * s
-    s0, s1 = expected_score(elo0), expected_score(elo1)
+    s0, s1 = expected_score(elo0, field), expected_score(elo1, field)
     llr = float(n * (s1 - s0) * (2 * s - s0 - s1) / (2 * var))
     lower = math.log(beta / (1 - alpha))
     upper = math.log((1 - beta) / alpha)

@@ -202,7 +202,8 @@ class Anchors:
             )  # fmt: skip
         if game.name in self._anchor_results:
             outcomes.append(self._anchor_results[game.name])
-        results = [MatchResult(o.player_a, o.player_b, o.wins_a, o.draws, o.wins_b) for o in outcomes]
+        field = game.num_players - 1  # more players: the candidate against a field (Luce Elo)
+        results = [MatchResult(o.player_a, o.player_b, o.wins_a, o.draws, o.wins_b, field) for o in outcomes]
         return fit_bradley_terry(results, anchor="random")["candidate"]
 
 

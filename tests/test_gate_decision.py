@@ -59,3 +59,22 @@ def test_no_games_is_inconclusive_and_sprt_decides_when_asked() -> None:
     assert decide(sprt, screen=None, deep=(200, 0, 0), candidate_elo=0, champion_elo=0).decision == "promote"
     assert decide(sprt, screen=None, deep=(0, 0, 200), candidate_elo=0, champion_elo=0).decision == "reject"
     assert "SPRT" in decide(sprt, screen=None, deep=(5, 0, 5), candidate_elo=0, champion_elo=0).reason
+
+
+def test_more_players_judge_the_head_to_head_equivalent() -> None:
+    # Three players: the candidate against two champions, chance 1/3. 120 of 256 games won
+    # (0.469, Wilson [0.408, 0.530]) is better than chance; head to head that is a score of
+    # 2s / (2s + 1 - s), lower bound 0.580 > promote_score 0.55.
+    low, high = hand_wilson(120, 256)
+    h2h = [2 * s / (2 * s + 1 - s) for s in (120 / 256, low, high)]
+    three = decide(CONFIG, screen=None, deep=(120, 0, 136), candidate_elo=60, champion_elo=0, field=2)
+    assert three.decision == "promote"
+    assert (three.score, three.score_low, three.score_high) == pytest.approx(h2h)
+    assert "against 2 champions, chance 0.333" in three.reason
+    # The same counts as a two-player match lose.
+    assert decide(CONFIG, screen=None, deep=(120, 0, 136), candidate_elo=60, champion_elo=0).decision != "promote"
+    # Chance exactly is no evidence either way, and the screen is judged the same way.
+    even = decide(CONFIG, screen=None, deep=(100, 0, 200), candidate_elo=0, champion_elo=0, field=2)
+    assert even.decision == "inconclusive" and even.score == pytest.approx(0.5)
+    assert screen_passed(CONFIG, (24, 0, 40), field=2) and not screen_passed(CONFIG, (24, 0, 40))
+    assert not screen_passed(CONFIG, (20, 0, 44), field=2)

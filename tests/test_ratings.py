@@ -11,6 +11,7 @@ from rlloop.ratings import (
     elo_difference,
     expected_score,
     fit_bradley_terry,
+    head_to_head_score,
     score_interval,
     sprt,
     wilson_interval,
@@ -69,6 +70,55 @@ def test_elo_conversions() -> None:
     assert elo_difference(0.0) == pytest.approx(-elo_difference(1.0))
     with pytest.raises(ValueError, match=r"score must be in \[0, 1\], got 1.5"):
         elo_difference(1.5)
+
+
+def test_a_field_of_opponents_follows_the_luce_model() -> None:
+    # Three players, A against two copies of B: equal players win a third of the games.
+    assert elo_difference(1 / 3, field=2) == pytest.approx(0.0, abs=1e-9)
+    assert expected_score(0.0, field=2) == pytest.approx(1 / 3)
+    assert expected_score(0.0, field=3) == pytest.approx(1 / 4)
+    # P(A wins) = g_A / (g_A + 2 g_B) with g = 10^(elo/400): +400 Elo wins 10 / 12.
+    assert expected_score(400.0, field=2) == pytest.approx(10 / 12)
+    assert expected_score(elo_difference(0.45, field=2), field=2) == pytest.approx(0.45)
+    # Winning 45% against two is better than even; head to head the same as 62.1%.
+    assert elo_difference(0.45, field=2) > 0 > elo_difference(0.45)
+    assert head_to_head_score(1 / 3, 2) == pytest.approx(0.5)
+    assert head_to_head_score(0.45, 2) == pytest.approx(expected_score(elo_difference(0.45, 2)))
+    assert head_to_head_score(0.45, 2) == pytest.approx(0.9 / 1.45)
+    assert head_to_head_score(0.0, 2) == 0.0 and head_to_head_score(1.0, 3) == 1.0
+    assert head_to_head_score(0.37, 1) == 0.37
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="field must be a positive integer"):
+            head_to_head_score(0.5, bad)
+    with pytest.raises(ValueError, match=r"score must be in \[0, 1\], got -0.1"):
+        head_to_head_score(-0.1, 2)
+
+
+def test_bradley_terry_counts_the_field() -> None:
+    # A rated +200 over random wins 1 / (1 + 2 * 10^-0.5) of its 3-player games against two
+    # random players; B, +100 over A, wins 1 / (1 + 3 * 10^-0.25) of 4-player games.
+    n = 200_000
+    wins_a = round(n * expected_score(200.0, field=2))
+    wins_b = round(n * expected_score(100.0, field=3))
+    matches = [MatchResult("a", "random", wins_a, 0, n - wins_a, field=2),
+               MatchResult("b", "a", wins_b, 0, n - wins_b, field=3)]  # fmt: skip
+    ratings = fit_bradley_terry(matches, prior_games=1e-6)
+    assert ratings["a"].elo == pytest.approx(200.0, abs=0.05)
+    assert ratings["b"].elo == pytest.approx(300.0, abs=0.05)
+    # Read as two-player scores the same counts put A below random.
+    two = fit_bradley_terry([MatchResult("a", "random", wins_a, 0, n - wins_a)], prior_games=1e-6)
+    assert two["a"].elo < 100.0
+    with pytest.raises(ValueError, match="field must be a positive integer"):
+        fit_bradley_terry([MatchResult("a", "random", 1, 0, 1, field=0)])
+
+
+def test_sprt_with_a_field_judges_against_chance() -> None:
+    # 45% won against two copies of the champion over 600 games: about +85 Elo (Luce), which
+    # accepts elo1 = 35; as a two-player score (45%) it would be rejected.
+    assert sprt(270, 0, 330, elo0=0.0, elo1=35.0, field=2)[0] == "accept"
+    assert sprt(270, 0, 330, elo0=0.0, elo1=35.0)[0] == "reject"
+    # Chance (a third) rejects, given games enough.
+    assert sprt(667, 0, 1333, elo0=0.0, elo1=35.0, field=2)[0] == "reject"
 
 
 def test_symmetric_matches_give_equal_ratings() -> None:
