@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# Reinstall only when the package metadata changes; the package itself is installed editable.
-$(STAMP): pyproject.toml
+# Reinstall only when the package metadata or these extras change; the package itself is installed
+# editable. `cluster` too, so that the SLURM launcher tests run in CI.
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,notebooks,tune]'
+	$(PY) -m pip install --quiet -e '.[dev,notebooks,tune,cluster]'
 	touch $(STAMP)
 
 run: install
