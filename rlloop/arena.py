@@ -261,6 +261,12 @@ def _compiled_match(
     return jax.jit(run)
 
 
+def field_size(game: Game) -> int:
+    """How many copies of B every match game seats against A: ``num_players - 1`` (B fills
+    every seat A does not), the ``field`` of :mod:`rlloop.ratings`."""
+    return int(game.num_players) - 1
+
+
 def play_match(
     game: Game,
     player_a: Player,

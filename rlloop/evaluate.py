@@ -299,7 +299,7 @@ def _opponent_players(
 def cmd_gauntlet(args: argparse.Namespace) -> dict[str, Any]:
     import jax
 
-    from rlloop.arena import gauntlet
+    from rlloop.arena import field_size, gauntlet
     from rlloop.ratings import MatchResult, elo_difference, fit_bradley_terry, score_interval
 
     _check_games(args.games)
@@ -313,7 +313,7 @@ def cmd_gauntlet(args: argparse.Namespace) -> dict[str, Any]:
     outcomes = gauntlet(agent.game, candidate, opponents, num_games=args.games,
                         key=jax.random.key(args.seed), opening_moves=args.opening_moves)  # fmt: skip
     seconds = time.perf_counter() - start
-    field = agent.game.num_players - 1  # copies of the opponent in every game (Luce Elo)
+    field = field_size(agent.game)  # copies of the opponent in every game (Luce Elo)
     results = [MatchResult(o.player_a, o.player_b, o.wins_a, o.draws, o.wins_b, field) for o in outcomes]
     anchored = any(o.player_b == "random" for o in outcomes)
     ratings = fit_bradley_terry(results, anchor="random" if anchored else label)
@@ -402,7 +402,7 @@ def _plot_elo(path: Path, champions: list[dict[str, Any]], own: Any, title: str)
 def cmd_match(args: argparse.Namespace) -> dict[str, Any]:
     import jax
 
-    from rlloop.arena import play_match
+    from rlloop.arena import field_size, play_match
     from rlloop.ratings import elo_difference, score_interval
 
     _check_games(args.games)
@@ -419,7 +419,7 @@ def cmd_match(args: argparse.Namespace) -> dict[str, Any]:
                          key=jax.random.key(args.seed), opening_moves=args.opening_moves)  # fmt: skip
     seconds = time.perf_counter() - start
     score, low, high = score_interval(outcome.wins_a, outcome.draws, outcome.wins_b)
-    field = agent_a.game.num_players - 1  # copies of B in every game (Luce Elo)
+    field = field_size(agent_a.game)  # copies of B in every game (Luce Elo)
     elo, elo_low, elo_high = (elo_difference(value, field) for value in (score, low, high))
     print(f"\n{label_a} vs {label_b}: {args.games} games, {args.simulations} sims ({seconds:.1f} s)")
     if field > 1:

@@ -34,6 +34,7 @@ from rlloop.arena import (
     MatchOutcome,
     Player,
     anchor_players,
+    field_size,
     network_player,
     play_match_slices,
 )
@@ -153,7 +154,7 @@ class Gate:
     ) -> None:  # fmt: skip
         self.slices, self.local_slices = int(slices), local_slices
         self.game = game
-        self.field = int(game.num_players) - 1  # the opponent's copies in every match
+        self.field = field_size(game)  # the opponent's copies in every match
         self.config = gate_config
         self.ledger = ledger
         self.lineage = ledger.config if config is None else config

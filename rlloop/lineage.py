@@ -818,8 +818,8 @@ class Lineage:
                 newest = match.model_a
         if newest is None:
             return None
-        field = int(self.game.num_players) - 1
-        return min(head_to_head_score((w + d) / max(w + d + lo, 1), field) for w, d, lo in totals[newest].values())
+        return min(head_to_head_score((w + d) / max(w + d + lo, 1), self.gate.field)
+                   for w, d, lo in totals[newest].values())  # fmt: skip
 
     def close(self) -> None:
         if self.perfect_play is not None:

@@ -171,7 +171,8 @@ def fit_bradley_terry(
 
     Model: P(i beats j) = 1 / (1 + 10^((elo_j - elo_i)/400)); a draw is half a win and half a
     loss. A match against a field of ``field`` copies of j (more than two players) counts with
-    P(i wins) = 1 / (1 + field * 10^((elo_j - elo_i)/400)) (Luce; see the module docstring). ``anchor`` is fixed at exactly ``anchor_elo``. Regulariser: every other player gets
+    P(i wins) = 1 / (1 + field * 10^((elo_j - elo_i)/400)) (Luce; see the module docstring).
+    ``anchor`` is fixed at exactly ``anchor_elo``. Regulariser: every other player gets
     ``prior_games`` virtual *draws* against the anchor (half a virtual win, half a virtual loss),
     which pulls it weakly towards the anchor's rating and keeps unbeaten or winless players
     finite (it must be > 0); set it small (e.g. 1e-6) to approach the plain maximum-likelihood fit.

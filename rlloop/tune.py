@@ -179,7 +179,7 @@ class Anchors:
         """The :class:`rlloop.ratings.Rating` (Elo, interval) of ``params`` with random = 0."""
         import jax
 
-        from rlloop.arena import baseline_players, gauntlet, network_player, play_match
+        from rlloop.arena import baseline_players, field_size, gauntlet, network_player, play_match
         from rlloop.ratings import MatchResult, fit_bradley_terry
         from rlloop.search import search_knobs
 
@@ -202,7 +202,7 @@ class Anchors:
             )  # fmt: skip
         if game.name in self._anchor_results:
             outcomes.append(self._anchor_results[game.name])
-        field = game.num_players - 1  # more players: the candidate against a field (Luce Elo)
+        field = field_size(game)  # more players: the candidate against a field (Luce Elo)
         results = [MatchResult(o.player_a, o.player_b, o.wins_a, o.draws, o.wins_b, field) for o in outcomes]
         return fit_bradley_terry(results, anchor="random")["candidate"]
 
