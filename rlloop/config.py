@@ -118,14 +118,15 @@ class TrainConfig:
     min_mean_game_length: float = 2.0
     # Teacher and supervised bootstrap (rlloop.teacher): "" (off), a player (random, greedy,
     # heuristic[:PROFILE], heuristic-search[:PROFILE]), run:RUN[#LINEAGE][@WHICH] (another
-    # run's network) or traces:PATH-OR-GLOB (the reference's JSON-lines games, RingRift).
+    # run's network), self (this lineage's fresh network searching teacher_simulations deep)
+    # or traces:PATH-OR-GLOB (the reference's JSON-lines games, RingRift).
     # A fresh run first takes teacher_steps optimiser steps on teacher_samples samples.
     teacher: str = ""
     teacher_samples: int = 20_000
     teacher_steps: int = 200
     teacher_games: int = 256  # teacher games played at once
     teacher_noise: float = 0.1  # chance of a uniformly random legal move instead of the teacher's
-    teacher_simulations: int = 16  # heuristic-search and run: teachers (run: 0 = its raw policy)
+    teacher_simulations: int = 16  # heuristic-search, run: and self teachers (run: 0 = its raw policy)
     # Value targets: 1 = outcomes; below 1 = TD(lambda) from the teacher's evaluation (2 players).
     teacher_value_lambda: float = 1.0
     # Refinement: after iteration k x every, round(decay**k x steps_per_iteration) more

@@ -124,7 +124,8 @@ class Lineage:
         self._rng = np.random.default_rng(seeds)
         self.side_rng = np.random.default_rng([*seeds, 7])  # side-trainer snapshots
         self.fresh_samples: dict[str, np.ndarray] = {}  # what the last self-play added to replay
-        params = init_params(self.network, self.game, jax.random.fold_in(root_key, 0))
+        self._init_key = jax.random.fold_in(root_key, 0)
+        params = init_params(self.network, self.game, self._init_key)
         self.optimizer = make_optimizer(config.train)
         self.train_state: TrainState = parallel.put_replicated(
             init_train_state(params, self.optimizer), mesh
@@ -175,6 +176,12 @@ class Lineage:
     def params(self) -> Any:
         """The network parameters being trained (the next candidate)."""
         return self.train_state.params
+
+    def initial_params(self) -> Any:
+        """The lineage's fresh parameters, before any training (the same on every call and
+        after a resume: drawn again from the seed's key; the ``self`` teacher searches with
+        them)."""
+        return init_params(self.network, self.game, self._init_key)
 
     def model_id(self, iteration: int) -> str:
         return f"{self.prefix}iter-{iteration:06d}"

@@ -14,6 +14,10 @@ self-play, or a file of recorded games. ``train.teacher`` names it:
                                           agent syntax), searching with its run's search
                                           settings at ``train.teacher_simulations`` (0: its
                                           raw policy)
+``self``                                  the lineage's own fresh network (its value prior,
+                                          if any) searching with the lineage's search
+                                          settings at ``train.teacher_simulations``: a deep
+                                          search distilled into the policy before self-play
 ``traces:PATH-OR-GLOB``                   the reference's JSON-lines game records
                                           (``*.jsonl[.gz]``, RingRift; a user's game
                                           database in that format)
@@ -75,7 +79,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlloop import parallel
-from rlloop.games.base import Game, State
+from rlloop.games.base import Game, State, play_forced
 from rlloop.replay import PendingGames, ReplayBuffer, Samples, mover_relative
 from rlloop.selfplay import reset_finished, sparse_policy
 
@@ -93,8 +97,8 @@ SYNC_EVERY_STEPS = 16  # as Lineage.train: block on the device every 16 queued s
 @dataclasses.dataclass(frozen=True)
 class TeacherSpec:
     """A parsed ``train.teacher``: ``kind`` is ``player`` (``name`` a player name),
-    ``run`` (``name`` an agent spec ``RUN[#LINEAGE][@...]``) or ``traces`` (``name`` a path
-    or glob)."""
+    ``run`` (``name`` an agent spec ``RUN[#LINEAGE][@...]``), ``self`` (the lineage's own
+    fresh network) or ``traces`` (``name`` a path or glob)."""
 
     kind: str
     name: str
@@ -110,12 +114,15 @@ def parse_teacher(spec: str) -> TeacherSpec:
             if not rest:
                 raise ValueError(f"train.teacher={spec!r}: give a path after '{kind}:'")
             return TeacherSpec(kind, rest)
+    if text == "self":
+        return TeacherSpec("self", text)
     if text in PLAYERS or text.partition(":")[0] in RINGRIFT_PLAYERS:
         return TeacherSpec("player", text)
     raise ValueError(
         f"train.teacher={spec!r} is not a teacher; valid: {', '.join(PLAYERS)}, "
         f"{', '.join(RINGRIFT_PLAYERS)} (RingRift; optionally NAME:PROFILE), "
         "run:RUN[#LINEAGE][@champion|@latest|@STEP] (another run's network), "
+        "self (this lineage's fresh network searching train.teacher_simulations deep), "
         "traces:PATH-OR-GLOB (the reference's JSON-lines games, RingRift)"
     )
 
@@ -185,13 +192,17 @@ def config_problems(train: Any, game_name: str | None) -> list[str]:
         problems += _player_problems(spec.name, game_name, ringrift is not None, train)
     elif spec.kind == "traces":
         problems += _traces_problems(spec.name, game_name, ringrift)
+    elif spec.kind == "self":
+        if train.teacher_simulations < 1:
+            problems.append("train.teacher='self' searches: train.teacher_simulations must be >= 1 "
+                            "(a fresh network's raw policy teaches nothing)")
     else:
         problems += _run_problems(spec.name, game_name)
-    evaluates = spec.kind == "run" or spec.name.partition(":")[0] in RINGRIFT_PLAYERS
+    evaluates = spec.kind in ("run", "self") or spec.name.partition(":")[0] in RINGRIFT_PLAYERS
     if train.teacher_value_lambda < 1.0 and not evaluates:
         problems.append(
             f"train.teacher_value_lambda={train.teacher_value_lambda} needs a teacher that "
-            f"evaluates positions (heuristic players, run:...); {spec_text!r} has no evaluation"
+            f"evaluates positions (heuristic players, run:..., self); {spec_text!r} has no evaluation"
         )
     if train.teacher_value_lambda < 1.0 and ringrift is not None and ringrift[1] != 2:
         problems.append(f"train.teacher_value_lambda={train.teacher_value_lambda} needs a two-player game")
@@ -295,17 +306,29 @@ def _one_hot(actions: jax.Array, num_actions: int) -> jax.Array:
 
 
 def make_teacher(spec: str, game: Game, *, num_simulations: int = 16,
-                 search_knobs: Mapping[str, Any] | None = None) -> Teacher:  # fmt: skip
-    """The :class:`Teacher` a ``train.teacher`` player or ``run:`` spec names, for ``game``
-    (``traces:`` specs are read by :func:`load_traces`, not played). ``num_simulations``:
-    the search budget of ``heuristic-search`` and ``run:`` teachers (0: a network's raw
-    policy); ``search_knobs``: :func:`rlloop.search.make_search` keywords for
-    ``heuristic-search`` (a ``run:`` network searches with its own run's settings)."""
+                 search_knobs: Mapping[str, Any] | None = None, network: Any = None,
+                 params: Any = None) -> Teacher:  # fmt: skip
+    """The :class:`Teacher` a ``train.teacher`` player, ``run:`` or ``self`` spec names, for
+    ``game`` (``traces:`` specs are read by :func:`load_traces`, not played).
+    ``num_simulations``: the search budget of ``heuristic-search``, ``run:`` and ``self``
+    teachers (0: a ``run:`` network's raw policy); ``search_knobs``:
+    :func:`rlloop.search.make_search` keywords for ``heuristic-search`` and ``self`` (a
+    ``run:`` network searches with its own run's settings); ``network`` and ``params``:
+    the lineage's own network and fresh parameters, which ``self`` needs."""
     parsed = parse_teacher(spec)
     if parsed.kind == "traces":
         raise ValueError(f"train.teacher={spec!r}: traces are read (load_traces), not played")
     if parsed.kind == "run":
         return _network_teacher(parsed.name, game, num_simulations)
+    if parsed.kind == "self":
+        if network is None or params is None:
+            raise ValueError("train.teacher='self' needs the lineage's network and its fresh parameters")
+        if num_simulations < 1:
+            raise ValueError(f"train.teacher='self' searches: num_simulations must be >= 1, got {num_simulations}")
+        from rlloop.search import make_search
+
+        search = make_search(game, network, num_simulations=num_simulations, **dict(search_knobs or {}))
+        return _search_teacher(f"self@{num_simulations}", search, params)
     name = parsed.name
     if name == "random":
         def move(params: Any, key: jax.Array, states: State) -> TeacherMove:
@@ -361,7 +384,7 @@ def _heuristic_teacher(name: str, game: Game, num_simulations: int, knobs: dict[
 
 def _network_teacher(spec: str, game: Game, num_simulations: int) -> Teacher:
     from rlloop.evaluate import load
-    from rlloop.search import evaluate, greedy_action, search_from_config
+    from rlloop.search import evaluate, search_from_config
 
     agent, label = load(spec)
     if agent.game.name != game.name:
@@ -376,24 +399,33 @@ def _network_teacher(spec: str, game: Game, num_simulations: int) -> Teacher:
 
         return Teacher(f"run:{label}", move, params=agent.params, evaluates=True)
     search = search_from_config(game, network, agent.search_config, num_simulations=num_simulations)
+    return _search_teacher(f"run:{label}", search, agent.params)
+
+
+def _search_teacher(name: str, search: Any, params: Any) -> Teacher:
+    """A network searching: it plays search's greedy move; its policy target is the improved
+    policy, its evaluation the root's value."""
+    from rlloop.search import greedy_action
 
     def searched(params: Any, key: jax.Array, states: State) -> TeacherMove:
         output = search(params, key, states)
         return TeacherMove(action=greedy_action(output), policy=output.action_weights,
                            value=output.search_tree.node_values[:, 0])  # fmt: skip
 
-    return Teacher(f"run:{label}", searched, params=agent.params, evaluates=True)
+    return Teacher(name, searched, params=params, evaluates=True)
 
 
 # ------------------------------------------------------------------------------ teacher games
 def make_teacher_play(
     game: Game, teacher: Teacher, *, moves_per_chunk: int, noise: float, random_opening_moves: int,
-    policy_slots: int,
+    policy_slots: int, max_forced_moves: int = 0,
 ) -> Callable[[Any, State, jax.Array], tuple[State, dict[str, jax.Array]]]:  # fmt: skip
     """``play(params, states[B], key) -> (states, chunk)``: every game advances
     ``moves_per_chunk`` moves of the teacher (in every seat), each replaced with probability
     ``noise`` by a uniformly random legal move; finished games restart in place after up to
-    ``random_opening_moves`` random moves. ``chunk`` holds the fields
+    ``random_opening_moves`` random moves. With ``max_forced_moves`` > 0 forced moves (one
+    legal action) are played after each teacher move without asking the teacher and are not
+    recorded, as in self-play (``loop.max_forced_moves``). ``chunk`` holds the fields
     :meth:`rlloop.replay.PendingGames.add` reads, time-major [T, B, ...]. Not jitted here."""
 
     def one_move(params: Any, states: State, key: jax.Array) -> tuple[State, dict[str, jax.Array]]:
@@ -404,7 +436,7 @@ def make_teacher_play(
         action = jnp.where(explore, _sample(pick_key, mask), said.action).astype(jnp.int32)
         policy_actions, policy_weights = sparse_policy(said.policy.astype(jnp.float32), policy_slots)
         observation = jax.vmap(game.observe)(states, states.current_player)
-        after = jax.vmap(game.step)(states, action)
+        after = play_forced(game, jax.vmap(game.step)(states, action), max_forced_moves)
         done = after.terminated | after.truncated
         row = {
             "observation": observation,
@@ -427,12 +459,13 @@ def make_teacher_play(
 
 @functools.lru_cache(maxsize=16)
 def _compiled_play(game: Game, teacher: Teacher, mesh: Any, games: int, moves_per_chunk: int, noise: float,
-                   random_opening_moves: int, policy_slots: int) -> tuple[Any, Any]:  # fmt: skip
+                   random_opening_moves: int, policy_slots: int, max_forced_moves: int) -> tuple[Any, Any]:  # fmt: skip
     """(jitted fresh games, jitted chunk program over ``mesh``), built once per teacher."""
     from rlloop.selfplay import new_games
 
     play = make_teacher_play(game, teacher, moves_per_chunk=moves_per_chunk, noise=noise,
-                             random_opening_moves=random_opening_moves, policy_slots=policy_slots)  # fmt: skip
+                             random_opening_moves=random_opening_moves, policy_slots=policy_slots,
+                             max_forced_moves=max_forced_moves)  # fmt: skip
     fresh = jax.jit(
         functools.partial(new_games, game, batch_size=games, random_opening_moves=random_opening_moves),
         out_shardings=parallel.batch_sharding(mesh),
@@ -443,7 +476,7 @@ def _compiled_play(game: Game, teacher: Teacher, mesh: Any, games: int, moves_pe
 def generate_samples(
     game: Game, teacher: Teacher, mesh: Any, *, num_samples: int, games: int, key: jax.Array,
     policy_slots: int, noise: float = 0.1, random_opening_moves: int = 0, moves_per_chunk: int = 16,
-    value_lambda: float = 1.0,
+    value_lambda: float = 1.0, max_forced_moves: int = 0,
 ) -> tuple[Samples, dict[str, Any]]:  # fmt: skip
     """About ``num_samples`` samples (replay's format; the first ``num_samples`` of every
     finished teacher game, in the order games end) of ``games`` teacher games played at once
@@ -451,13 +484,14 @@ def generate_samples(
     (finished), ``teacher_samples``, ``teacher_generate_seconds``.
 
     ``value_lambda`` < 1: TD(lambda) value targets from the teacher's evaluation (two players
-    and a teacher that ``evaluates``; see :class:`rlloop.replay.PendingGames`)."""
+    and a teacher that ``evaluates``; see :class:`rlloop.replay.PendingGames`).
+    ``max_forced_moves``: forced moves played without the teacher (see :func:`make_teacher_play`)."""
     if value_lambda < 1.0 and not teacher.evaluates:
         raise ValueError(f"teacher {teacher.name!r} has no evaluation: value_lambda must be 1")
     devices = mesh.devices.size
     games = -(-int(games) // devices) * devices
     fresh, play = _compiled_play(game, teacher, mesh, games, int(moves_per_chunk), float(noise),
-                                 int(random_opening_moves), int(policy_slots))  # fmt: skip
+                                 int(random_opening_moves), int(policy_slots), int(max_forced_moves))  # fmt: skip
     start = time.perf_counter()
     init_key, key = jax.random.split(key)
     states = fresh(init_key)
@@ -639,8 +673,10 @@ def _recorded_actions(rules: Any, batch: list[tuple[Path, dict[str, Any]]], k: i
 
 # ------------------------------------------------------------------------------ training
 def teacher_samples(config: Any, game: Game, mesh: Any, *, policy_slots: int, key: jax.Array,
-                    num_samples: int | None = None) -> tuple[Samples, dict[str, Any]]:  # fmt: skip
-    """The samples of a lineage config's ``train.teacher`` (played or read) and figures."""
+                    num_samples: int | None = None, network: Any = None,
+                    params: Any = None) -> tuple[Samples, dict[str, Any]]:  # fmt: skip
+    """The samples of a lineage config's ``train.teacher`` (played or read) and figures.
+    ``network``, ``params``: the lineage's network and fresh parameters (``self``)."""
     train = config.train
     spec = parse_teacher(str(train.teacher))
     count = int(num_samples if num_samples is not None else train.teacher_samples)
@@ -649,11 +685,12 @@ def teacher_samples(config: Any, game: Game, mesh: Any, *, policy_slots: int, ke
     from rlloop.search import search_knobs
 
     teacher = make_teacher(str(train.teacher), game, num_simulations=int(train.teacher_simulations),
-                           search_knobs=search_knobs(config.search))  # fmt: skip
+                           search_knobs=search_knobs(config.search), network=network, params=params)  # fmt: skip
     return generate_samples(
         game, teacher, mesh, num_samples=count, games=int(train.teacher_games), key=key,
         policy_slots=policy_slots, noise=float(train.teacher_noise),
         random_opening_moves=int(config.loop.random_opening_moves), value_lambda=float(train.teacher_value_lambda),
+        max_forced_moves=int(config.loop.max_forced_moves),
     )  # fmt: skip
 
 
@@ -745,8 +782,11 @@ class Teachers:
         if name in self.buffers:
             return self.buffers[name], {}
         lineage = self.lineages[name]
+        own = parse_teacher(teacher_spec(lineage.config.train)).kind == "self"
         samples, figures = teacher_samples(lineage.config, lineage.game, lineage.mesh,
-                                           policy_slots=lineage.policy_slots, key=self._key(name, 1))  # fmt: skip
+                                           policy_slots=lineage.policy_slots, key=self._key(name, 1),
+                                           network=lineage.network if own else None,
+                                           params=lineage.initial_params() if own else None)  # fmt: skip
         if not len(samples["value"]):
             raise ValueError(f"{name}: train.teacher={lineage.config.train.teacher!r} gave no samples")
         buffer = ReplayBuffer(len(samples["value"]), observation_shape=tuple(lineage.game.observation_shape),

@@ -102,6 +102,7 @@ def test_one_hot_sparse_targets_match_the_replay_format() -> None:
     (["game=ringrift_square8_2p", "train.teacher=traces:/nonexistent/*.jsonl.gz"], "matches no file"),
     (["train.teacher=traces:/nonexistent/x.jsonl.gz"], "traces are RingRift games; connect4 is not RingRift"),
     (["train.teacher=run:/nonexistent/run"], "train.teacher='run:/nonexistent/run'"),
+    (["train.teacher=self", "train.teacher_simulations=0"], "train.teacher='self' searches"),
     (["train.teacher_every=5"], "train.teacher_every=5 needs a train.teacher"),
     (["train.teacher=greedy", "train.teacher_noise=1.5"], "train.teacher_noise=1.5 must be in [0, 1]"),
     (["train.teacher=greedy", "train.teacher_steps=-1"], "train.teacher_steps=-1 must be >= 0"),
@@ -265,6 +266,57 @@ def test_an_earlier_runs_network_teaches_with_its_search(tmp_path: Path) -> None
     samples, _ = teacher_lib.generate_samples(game, raw, mesh, num_samples=100, games=16, key=jax.random.key(0),
                                               policy_slots=9, noise=0.0)  # fmt: skip
     assert set(np.unique(samples["policy_weights"])) <= {0.0, 1.0}
+
+
+def test_self_teacher_is_the_fresh_network_searching_deeper(tmp_path: Path) -> None:
+    """``self``: the lineage's own fresh network searching ``teacher_simulations`` deep. Its
+    targets are that search's improved policy, whatever the network has trained since (a
+    resumed run refining on them sees the same teacher), and a fresh run pre-trains on them."""
+    from rlloop.search import make_search, search_knobs
+
+    overrides = ["game=tictactoe", *SMALL, "train.teacher=self", "train.teacher_simulations=16",
+                 "train.teacher_samples=300", "train.teacher_steps=4", "train.teacher_games=16",
+                 "train.teacher_value_lambda=0.5"]  # fmt: skip
+    config = rlloop.compose(overrides)
+    with rlloop.Loop(config, run_dir=tmp_path) as loop:
+        lineage = loop.lineage
+        pretrained = loop.teachers.pretrained["tictactoe"]
+        assert pretrained["teacher_samples"] == 300 and pretrained["teacher_steps"] == 4
+        (event,) = loop.ledger.events_since(kind=teacher_lib.TEACHER_EVENT)
+        assert event.payload["teacher"] == "self"
+        fresh = lineage.initial_params()
+        assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(lineage.initial_params()),
+                                                        strict=True))  # fmt: skip
+        assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(lineage.params),
+                                                         strict=True)), "pre-training moved the network"  # fmt: skip
+        knobs = search_knobs(config.search)
+        teacher = teacher_lib.make_teacher("self", lineage.game, num_simulations=16, search_knobs=knobs,
+                                           network=lineage.network, params=fresh)  # fmt: skip
+        assert teacher.name == "self@16" and teacher.evaluates
+        states = jax.vmap(lineage.game.init)(jax.random.split(jax.random.key(0), 4))
+        said = teacher.move(teacher.params, jax.random.key(1), states)
+        search = make_search(lineage.game, lineage.network, num_simulations=16, **knobs)
+        expected = search(fresh, jax.random.key(1), states).action_weights
+        np.testing.assert_allclose(np.asarray(said.policy), np.asarray(expected), rtol=1e-6)
+        assert (np.asarray(said.policy) > 0).sum(-1).min() > 1, "the target is the improved policy"
+    with pytest.raises(ValueError, match="needs the lineage's network"):
+        teacher_lib.make_teacher("self", lineage.game, num_simulations=16)
+
+
+def test_teacher_games_can_play_forced_moves_without_the_teacher() -> None:
+    """``max_forced_moves`` (the run's ``loop.max_forced_moves``): positions with one legal
+    move are played without asking the teacher and not recorded, as in self-play; by default
+    they are recorded with a value target and no policy target."""
+    from rlloop import games, parallel
+
+    game, mesh = games.make("tictactoe"), parallel.make_mesh()
+    teacher = teacher_lib.make_teacher("random", game)
+    common = dict(num_samples=600, games=16, key=jax.random.key(0), policy_slots=9, noise=0.0)
+    recorded, figures = teacher_lib.generate_samples(game, teacher, mesh, **common)
+    skipped, skipped_figures = teacher_lib.generate_samples(game, teacher, mesh, max_forced_moves=8, **common)
+    assert np.any(recorded["policy_weights"].sum(-1) == 0), "a full board's last move is forced"
+    assert np.all(skipped["policy_weights"].sum(-1) > 0)
+    assert skipped_figures["teacher_games"] > figures["teacher_games"]
 
 
 @pytest.mark.long
