@@ -699,8 +699,8 @@ def supervised_steps(lineage: Any, buffer: ReplayBuffer, steps: int, *, rng: np.
     """``steps`` optimiser steps of ``lineage`` (its jitted train step, its batch size, in
     groups of ``train.steps_per_iteration`` batches: one compiled program) on batches drawn
     from ``buffer``. The training state's ``step`` is left as it was (module doc). Returns
-    the mean ``teacher_loss``, ``teacher_policy_loss``, ``teacher_value_loss``,
-    ``teacher_steps``, ``teacher_seconds``."""
+    ``teacher_steps``, ``teacher_seconds`` and, after at least one step, the mean
+    ``teacher_loss``, ``teacher_policy_loss``, ``teacher_value_loss``."""
     start = time.perf_counter()
     per_call = int(lineage.config.train.steps_per_iteration)
     # This process's columns of every batch (several processes: each from its own samples).
@@ -724,15 +724,10 @@ def supervised_steps(lineage: Any, buffer: ReplayBuffer, steps: int, *, rng: np.
     lineage.train_state = lineage.train_state.replace(
         step=parallel.put_replicated(np.int32(kept_step), lineage.mesh)
     )
-    mean = {name: float(np.mean([m[name] for m in metrics])) for name in ("loss", "policy_loss", "value_loss")} \
-        if metrics else {"loss": float("nan"), "policy_loss": float("nan"), "value_loss": float("nan")}
-    return {
-        "teacher_loss": mean["loss"],
-        "teacher_policy_loss": mean["policy_loss"],
-        "teacher_value_loss": mean["value_loss"],
-        "teacher_steps": int(steps),
-        "teacher_seconds": time.perf_counter() - start,
-    }
+    # No steps, no loss (a NaN would not go into the ledger's JSON).
+    losses = {f"teacher_{name}": float(np.mean([m[name] for m in metrics]))
+              for name in ("loss", "policy_loss", "value_loss") if metrics}  # fmt: skip
+    return {**losses, "teacher_steps": int(steps), "teacher_seconds": time.perf_counter() - start}
 
 
 def refinement_steps(train: Any, iteration: int) -> tuple[int, float]:
@@ -807,7 +802,8 @@ class Teachers:
         lineage.message(
             f"teacher {train.teacher}: {result['teacher_samples']:,} samples of {result['teacher_games']:,} games "
             f"in {result['teacher_generate_seconds']:.1f} s, {result['teacher_steps']} steps in "
-            f"{result['teacher_seconds']:.1f} s, loss {result['teacher_loss']:.3f}"
+            f"{result['teacher_seconds']:.1f} s"
+            + (f", loss {result['teacher_loss']:.3f}" if "teacher_loss" in result else "")
         )
         self.ledger.add_event(TEACHER_EVENT, {"config": name, "teacher": str(train.teacher), "phase": "pretrain",
                                               "iteration": 0, **result})  # fmt: skip

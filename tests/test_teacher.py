@@ -303,6 +303,18 @@ def test_self_teacher_is_the_fresh_network_searching_deeper(tmp_path: Path) -> N
         teacher_lib.make_teacher("self", lineage.game, num_simulations=16)
 
 
+def test_collecting_without_pre_training_steps(tmp_path: Path) -> None:
+    """``train.teacher_steps=0`` (e.g. samples kept only for refinement) starts the run and
+    records the TEACHER event without a loss (a NaN once made the ledger refuse the event)."""
+    config = rlloop.compose(["game=tictactoe", *SMALL, "train.teacher=random", "train.teacher_samples=100",
+                             "train.teacher_steps=0", "train.teacher_games=16"])  # fmt: skip
+    with rlloop.Loop(config, run_dir=tmp_path) as loop:
+        (event,) = loop.ledger.events_since(kind=teacher_lib.TEACHER_EVENT)
+        assert event.payload["teacher_steps"] == 0 and event.payload["teacher_samples"] == 100
+        assert "teacher_loss" not in event.payload
+        assert loop.run(iterations=1)
+
+
 def test_teacher_games_can_play_forced_moves_without_the_teacher() -> None:
     """``max_forced_moves`` (the run's ``loop.max_forced_moves``): positions with one legal
     move are played without asking the teacher and not recorded, as in self-play; by default
