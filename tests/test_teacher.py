@@ -186,8 +186,6 @@ def test_connect4_loop_pretrains_once_and_refines_with_a_decaying_weight(tmp_pat
     """A fresh run pre-trains on greedy games before its first champion (a TEACHER event),
     refines after iterations 1 and 2 with 4 and 2 steps; a resumed run does not pre-train
     again and refines on (1 step after iteration 3)."""
-    from rlloop.networks import init_params
-
     overrides = ["game=connect4", *SMALL, "train.teacher=greedy", "train.teacher_samples=2000",
                  "train.teacher_steps=8", "train.teacher_games=64", "train.teacher_every=1",
                  "train.teacher_decay=0.5"]  # fmt: skip
@@ -197,7 +195,7 @@ def test_connect4_loop_pretrains_once_and_refines_with_a_decaying_weight(tmp_pat
         pretrained = loop.teachers.pretrained["connect4"]
         assert pretrained["teacher_steps"] == 8 and pretrained["teacher_samples"] == 2000
         assert int(lineage.train_state.step) == 0
-        fresh = init_params(lineage.network, lineage.game, jax.random.fold_in(jax.random.key(0), 0))
+        fresh = lineage.initial_params()
         assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(lineage.selfplay_params),
                                                          strict=True)), "self-play must start from the pre-trained network"  # fmt: skip
         history = loop.run(iterations=2)
