@@ -7,6 +7,7 @@ import gzip
 import json
 from pathlib import Path
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -19,6 +20,11 @@ SMALL = ["loop=smoke", "search.num_simulations=4", "train.min_replay_size=16", "
          "train.steps_per_iteration=8", "hardware.games_per_device=8", "gate.enabled=false",
          "perfect_play.enabled=false", "loop.tensorboard=false"]  # fmt: skip
 
+
+
+def _differ(a, b) -> bool:
+    """Whether two parameter trees of one structure differ anywhere (beyond float tolerance)."""
+    return any(not np.allclose(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 def _agreement(lineage, samples) -> tuple[float, float]:
     """(share of positions where the network's favourite move is one the teacher plays,
@@ -196,8 +202,7 @@ def test_connect4_loop_pretrains_once_and_refines_with_a_decaying_weight(tmp_pat
         assert pretrained["teacher_steps"] == 8 and pretrained["teacher_samples"] == 2000
         assert int(lineage.train_state.step) == 0
         fresh = lineage.initial_params()
-        assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(lineage.selfplay_params),
-                                                         strict=True)), "self-play must start from the pre-trained network"  # fmt: skip
+        assert _differ(fresh, lineage.selfplay_params), "self-play must start from the pre-trained network"
         history = loop.run(iterations=2)
         assert [h.get("teacher_steps") for h in history] == [4, 2]
         assert [h.get("teacher_weight") for h in history] == [0.5, 0.25]
@@ -283,10 +288,8 @@ def test_self_teacher_is_the_fresh_network_searching_deeper(tmp_path: Path) -> N
         (event,) = loop.ledger.events_since(kind=teacher_lib.TEACHER_EVENT)
         assert event.payload["teacher"] == "self"
         fresh = lineage.initial_params()
-        assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(lineage.initial_params()),
-                                                        strict=True))  # fmt: skip
-        assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(lineage.params),
-                                                         strict=True)), "pre-training moved the network"  # fmt: skip
+        chex.assert_trees_all_equal(fresh, lineage.initial_params())
+        assert _differ(fresh, lineage.params), "pre-training moved the network"
         knobs = search_knobs(config.search)
         teacher = teacher_lib.make_teacher("self", lineage.game, num_simulations=16, search_knobs=knobs,
                                            network=lineage.network, params=fresh)  # fmt: skip
