@@ -24,6 +24,11 @@ class SearchAlgorithm(enum.Enum):
     puct = "puct"
 
 
+class MultiplayerSearch(enum.Enum):
+    paranoid = "paranoid"
+    maxn = "maxn"
+
+
 class LearningRateSchedule(enum.Enum):
     constant = "constant"
     cosine = "cosine"
@@ -83,6 +88,9 @@ class SearchConfig:
     # (0 = off: forced positions are ordinary nodes; on RingRift it made search 2.4x slower,
     # and at 8 simulations it won 28 of 32 games against the same network without it).
     max_forced_moves: int = 0
+    # More than two players: paranoid (one scalar, the mover against the coalition of the
+    # others) or maxn (a value per player, each choosing by its own; gumbel only).
+    multiplayer: MultiplayerSearch = MultiplayerSearch.paranoid
     # PUCT only.
     dirichlet_alpha: float = 0.3
     dirichlet_fraction: float = 0.25
@@ -391,6 +399,8 @@ def validate(config: DictConfig) -> DictConfig:
     problems += teacher_problems(config.train, None if config.schedule.configurations else str(config.game.name))
     if config.loop.max_forced_moves < 0:
         problems.append(f"loop.max_forced_moves must be >= 0, got {config.loop.max_forced_moves}")
+    if config.search.multiplayer == MultiplayerSearch.maxn and config.search.algorithm != SearchAlgorithm.gumbel:
+        problems.append("search.multiplayer=maxn needs search.algorithm=gumbel")
     if config.model.architecture not in ("resnet", "mlp"):
         problems.append(f"model.architecture={config.model.architecture!r}; valid: resnet, mlp")
     if config.model.dtype not in ("float32", "bfloat16"):

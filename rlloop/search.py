@@ -12,6 +12,8 @@ two-team game, *paranoid*: the root's mover against a coalition of all the other
 value is the root player's predicted value, negated at nodes where a coalition member moves;
 ``discount = -1`` when the move passes between the root player and the coalition. The network
 still predicts one value per player (training targets keep every player's outcome).
+``multiplayer="maxn"`` searches those values instead, each player choosing by its own
+(:mod:`rlloop.maxn`, a tree with a value per player; Gumbel only).
 
 Large action spaces (RingRift: 5,000-60,000 actions, of which a position has at most a few
 hundred legal ones): mctx keeps per-node arrays over every action, which made the tree's
@@ -45,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import mctx
 
+from rlloop import maxn
 from rlloop.games.base import Game, State, play_forced
 
 SearchFn = Callable[[Any, jax.Array, State], mctx.PolicyOutput]
@@ -95,6 +98,23 @@ def _value_for(values: jax.Array, mover: jax.Array, viewer: jax.Array, num_playe
     return jnp.take_along_axis(values, offset[:, None], axis=1)[:, 0]
 
 
+def _advance(game: Game, evaluator: Evaluator, max_actions: int, max_forced_moves: int,
+             params: Any, action: jax.Array, embedding: Embedding):
+    """Play ``action`` (a slot when ``max_actions``) and the forced moves after it; evaluate.
+
+    Returns (next states, prior logits [B, A or M], mover-relative values [B, N], slots or None).
+    """
+    if max_actions:
+        action = jnp.take_along_axis(embedding.slots, action[:, None], axis=1)[:, 0]
+    next_state = jax.vmap(game.step)(embedding.state, action)
+    next_state = play_forced(game, next_state, max_forced_moves)
+    logits, values = evaluator(params, next_state)
+    slots = None
+    if max_actions:
+        logits, slots = compact_actions(logits, next_state.legal_action_mask, max_actions)
+    return next_state, logits, values, slots
+
+
 def make_recurrent_fn(
     network: Any, game: Game, max_actions: int = 0, max_forced_moves: int = 0,
     evaluator: Evaluator | None = None,
@@ -112,14 +132,8 @@ def make_recurrent_fn(
         del key  # the game and the network are deterministic
         state, root = embedding.state, embedding.root_player
         mover = state.current_player
-        if max_actions:
-            action = jnp.take_along_axis(embedding.slots, action[:, None], axis=1)[:, 0]
-        next_state = jax.vmap(game.step)(state, action)
-        next_state = play_forced(game, next_state, max_forced_moves)
-        logits, values = evaluator(params, next_state)
-        slots = None
-        if max_actions:
-            logits, slots = compact_actions(logits, next_state.legal_action_mask, max_actions)
+        next_state, logits, values, slots = _advance(
+            game, evaluator, max_actions, max_forced_moves, params, action, embedding)
         next_mover = next_state.current_player
         done = next_state.terminated | next_state.truncated
         if num_players == 2:
@@ -144,6 +158,40 @@ def make_recurrent_fn(
     return recurrent_fn
 
 
+def absolute_values(values: jax.Array, mover: jax.Array) -> jax.Array:
+    """Mover-relative ``values`` [B, N] (column k: the player k seats after the mover) in
+    absolute seats (column j: player j). [B, N]."""
+    num_players = values.shape[-1]
+    index = (jnp.arange(num_players)[None, :] - mover[:, None]) % num_players
+    return jnp.take_along_axis(values, index, axis=1)
+
+
+def make_maxn_recurrent_fn(
+    network: Any, game: Game, max_actions: int = 0, max_forced_moves: int = 0,
+    evaluator: Evaluator | None = None,
+) -> maxn.VectorRecurrentFn:
+    """The ``recurrent_fn`` of :func:`rlloop.maxn.gumbel_maxn_policy`: every player's reward
+    and value (absolute seats) instead of one scalar. Arguments as :func:`make_recurrent_fn`."""
+    evaluator = evaluator or functools.partial(evaluate, network, game)
+
+    def recurrent_fn(params: Any, key: jax.Array, action: jax.Array, embedding: Embedding):
+        del key
+        next_state, logits, values, slots = _advance(
+            game, evaluator, max_actions, max_forced_moves, params, action, embedding)
+        done = next_state.terminated | next_state.truncated
+        value = absolute_values(values, next_state.current_player)
+        step = maxn.VectorStep(
+            prior_logits=logits,
+            value=jnp.where(done[:, None], 0.0, value).astype(jnp.float32),
+            reward=next_state.rewards.astype(jnp.float32),
+            discount=jnp.where(done, 0.0, 1.0).astype(jnp.float32),
+            mover=next_state.current_player.astype(jnp.int32),
+        )
+        return step, Embedding(state=next_state, root_player=embedding.root_player, slots=slots)
+
+    return recurrent_fn
+
+
 def make_search(
     game: Game,
     network: Any,
@@ -161,6 +209,7 @@ def make_search(
     pb_c_base: float = 19652.0,
     max_actions: int = 256,
     max_forced_moves: int = 0,
+    multiplayer: str = "paranoid",
     evaluator: Evaluator | None = None,
 ) -> SearchFn:
     """Batched search ``(params, key, states[B]) -> mctx.PolicyOutput`` (not jitted itself).
@@ -173,6 +222,10 @@ def make_search(
     The output's ``action`` and ``action_weights`` [B, num_actions] are always game actions;
     its ``search_tree`` is in slot space when slots are used.
     ``max_forced_moves``: forced moves played after each move in the tree (0 = none).
+    ``multiplayer``: how more than two players are searched: ``"paranoid"`` (one scalar, the
+    root's mover against the coalition of the others; see the module doc) or ``"maxn"``
+    (:mod:`rlloop.maxn`: a value per player, each player choosing by its own; Gumbel only).
+    With two players ``"maxn"`` uses each player's own value head, ``"paranoid"`` the mover's.
     ``evaluator``: prior and values of a position instead of ``network``'s (see
     :data:`Evaluator`; ``network`` is then unused).
     """
@@ -182,9 +235,14 @@ def make_search(
         raise ValueError(f"search max_actions must be >= 0 (0 = every action), got {max_actions}")
     if max_forced_moves < 0:
         raise ValueError(f"search max_forced_moves must be >= 0, got {max_forced_moves}")
+    if multiplayer not in ("paranoid", "maxn"):
+        raise ValueError(f"search multiplayer {multiplayer!r} is unknown; valid: paranoid, maxn")
+    if multiplayer == "maxn" and algorithm != "gumbel":
+        raise ValueError(f"search multiplayer 'maxn' needs algorithm 'gumbel', got {algorithm!r}")
     compact = max_actions if 0 < max_actions < game.num_actions else 0
     evaluator = evaluator or functools.partial(evaluate, network, game)
     recurrent_fn = make_recurrent_fn(network, game, compact, max_forced_moves, evaluator)
+    maxn_recurrent_fn = make_maxn_recurrent_fn(network, game, compact, max_forced_moves, evaluator)
 
     def search(params: Any, key: jax.Array, states: State) -> mctx.PolicyOutput:
         output = _search(params, key, states)
@@ -204,14 +262,29 @@ def make_search(
         if compact:
             logits, slots = compact_actions(logits, legal, compact)
             legal = jnp.take_along_axis(legal, slots, axis=1)
-        root = mctx.RootFnOutput(
-            prior_logits=logits,
-            value=values[:, 0],
-            embedding=Embedding(state=states, root_player=states.current_player, slots=slots),
-        )
         invalid = ~legal
         # A finished root has no legal action; let search run on a uniform prior instead of NaN.
         invalid = jnp.where(invalid.all(axis=-1, keepdims=True), False, invalid)
+        qtransform = functools.partial(
+            mctx.qtransform_completed_by_mix_value,
+            value_scale=value_scale, maxvisit_init=maxvisit_init, rescale_values=rescale_values,
+        )  # fmt: skip
+        embedding = Embedding(state=states, root_player=states.current_player, slots=slots)
+        if multiplayer == "maxn":
+            return maxn.gumbel_maxn_policy(
+                params, key,
+                prior_logits=logits,
+                value=absolute_values(values, states.current_player),
+                mover=states.current_player,
+                embedding=embedding,
+                recurrent_fn=maxn_recurrent_fn,
+                num_simulations=num_simulations,
+                invalid_actions=invalid,
+                max_num_considered_actions=max_num_considered_actions,
+                gumbel_scale=gumbel_scale,
+                qtransform=qtransform,
+            )  # fmt: skip
+        root = mctx.RootFnOutput(prior_logits=logits, value=values[:, 0], embedding=embedding)
         if algorithm == "gumbel":
             return mctx.gumbel_muzero_policy(
                 params, key, root, recurrent_fn,
@@ -219,12 +292,7 @@ def make_search(
                 invalid_actions=invalid,
                 max_num_considered_actions=max_num_considered_actions,
                 gumbel_scale=gumbel_scale,
-                qtransform=functools.partial(
-                    mctx.qtransform_completed_by_mix_value,
-                    value_scale=value_scale,
-                    maxvisit_init=maxvisit_init,
-                    rescale_values=rescale_values,
-                ),
+                qtransform=qtransform,
             )  # fmt: skip
         return mctx.muzero_policy(
             params, key, root, recurrent_fn,
@@ -272,6 +340,7 @@ def greedy_action(output: mctx.PolicyOutput) -> jax.Array:
 def search_knobs(search_config: Any) -> dict[str, Any]:
     """The :func:`make_search` keyword arguments of a ``search`` config node, all but
     ``num_simulations`` (so that evaluations at another simulation count search alike)."""
+    multiplayer = getattr(search_config, "multiplayer", "paranoid")  # runs older than the knob
     return {
         "algorithm": getattr(search_config.algorithm, "value", search_config.algorithm),
         "max_num_considered_actions": int(search_config.max_num_considered_actions),
@@ -285,6 +354,7 @@ def search_knobs(search_config: Any) -> dict[str, Any]:
         "pb_c_base": float(search_config.pb_c_base),
         "max_actions": int(getattr(search_config, "max_actions", 256)),
         "max_forced_moves": int(getattr(search_config, "max_forced_moves", 0)),
+        "multiplayer": getattr(multiplayer, "value", multiplayer),
     }
 
 

@@ -60,6 +60,7 @@ def test_hardware_is_appended_not_defaulted() -> None:
         ("model.channels=wide", "model.channels"),
         ("game=chess", "Available options in 'game'"),
         ("train.optimizer=lion", r"expected one of \[adamw, sgd\]"),
+        ("search.multiplayer=maxm", r"expected one of \[paranoid, maxn\]"),
     ],
 )
 def test_bad_keys_and_types_are_named(override: str, expected: str) -> None:
@@ -87,6 +88,12 @@ def test_bad_values_are_named(override: str, expected: str | None) -> None:
         return
     with pytest.raises(ValueError, match=expected):
         rlloop.compose([override])
+
+
+def test_maxn_search_needs_gumbel() -> None:
+    assert rlloop.compose(["search.multiplayer=maxn"]).search.multiplayer.value == "maxn"
+    with pytest.raises(ValueError, match="search.multiplayer=maxn needs search.algorithm=gumbel"):
+        rlloop.compose(["search=puct", "search.multiplayer=maxn"])
 
 
 def test_config_dir_is_the_repository_conf() -> None:

@@ -1,4 +1,5 @@
-"""The N-player search reduction is paranoid: the root's mover against a coalition of the rest.
+"""Searching more than two players: *paranoid* (the default, the root's mover against a
+coalition of the rest) and *max-n* (``multiplayer="maxn"``, each player by its own value).
 
 A purpose-built three-player game with a known answer (mctx's style of toy problems). Player 0
 picks ``a``, then player 1 picks ``b``, then player 2 makes a move that changes nothing and the
@@ -14,7 +15,7 @@ game ends with the rewards ``OUTCOMES[a, b]`` (one per player)::
   value from its own mover's view): the signs chain so that player 0 adopts player 2's
   reward, ``min_b r2(a, b)``: best ``a = 1``.
 - **own-max** (max^n: player 1 maximises its own reward, ``b* = argmax_b r1``; player 0 gets
-  ``r0(a, b*)``): best ``a = 1``.
+  ``r0(a, b*)``): best ``a = 1``. What ``multiplayer="maxn"`` searches.
 
 The network is a fixed function whose values we control: at the positions where player 2 is
 to move it returns the exact outcome (mover-relative, as rlloop's networks do), so the search
@@ -154,14 +155,14 @@ def test_the_position_separates_the_reductions() -> None:
 
 
 @functools.cache
-def search_from_opening(two_player_rule: bool, algorithm: str) -> dict[str, np.ndarray]:
+def search_from_opening(two_player_rule: bool, algorithm: str, multiplayer: str = "paranoid") -> dict[str, np.ndarray]:
     """Player 0's search from the opening with the fixed network (4 games, one compile per
     case): the chosen move and the parts of the tree the tests read."""
     game = AsIfTwoPlayers() if two_player_rule else ChooseThenChoose()
     if algorithm == "gumbel":
         search = make_search(
             game, ExactBeforeLastMove(), algorithm="gumbel", num_simulations=32,
-            max_num_considered_actions=2, gumbel_scale=0.0,
+            max_num_considered_actions=2, gumbel_scale=0.0, multiplayer=multiplayer,
         )  # fmt: skip
     else:
         search = make_search(
@@ -214,3 +215,89 @@ def test_coalition_nodes_minimise_the_root_players_value() -> None:
     # Player 0's value of a = 1 goes towards -1 (the coalition's answer), below a = 0's 0.
     values = tree["root_qvalues"]
     assert (values[:, 1] < values[:, 0]).all(), values
+
+
+def test_maxn_lets_each_player_choose_by_its_own_value() -> None:
+    result = search_from_opening(False, "gumbel", "maxn")
+    np.testing.assert_array_equal(result["chosen"], brute_force_choices()["own_max"])
+    # Below a = 1, player 1 (to move) spends more of its visits on b = 0, its own best
+    # (r1 = 0 against -1), where the paranoid search sends them to b = 1, player 0's worst.
+    for case, favoured in (("maxn", 0), ("paranoid", 1)):
+        tree = search_from_opening(False, "gumbel", case)
+        node = tree["children_index"][:, 0, 1]  # [B], the node after a = 1
+        assert np.all(node > 0)
+        visits = tree["children_visits"][np.arange(len(node)), node]  # [B, 2]
+        assert np.all(visits[:, favoured] > visits[:, 1 - favoured]), (case, visits)
+    # The root player's view: a = 1 is worth more than a = 0 to player 0 under max-n.
+    q = result["root_qvalues"]
+    assert np.all(q[:, 1] > q[:, 0]) and np.all(q[:, 1] > 0), q
+
+
+def test_maxn_refuses_puct_and_unknown_names() -> None:
+    with pytest.raises(ValueError, match="needs algorithm 'gumbel'"):
+        make_search(ChooseThenChoose(), ExactBeforeLastMove(), algorithm="puct", multiplayer="maxn")
+    with pytest.raises(ValueError, match="multiplayer 'maxm' is unknown"):
+        make_search(ChooseThenChoose(), ExactBeforeLastMove(), multiplayer="maxm")
+
+
+class ZeroSum:
+    """A small random network whose two values are exact opposites (a zero-sum game's)."""
+
+    def __init__(self, game: Game) -> None:
+        from rlloop.networks import init_params, make_network
+
+        self.network = make_network(game, num_blocks=1, channels=8, value_hidden=16)
+        self.params = init_params(self.network, game, jax.random.key(3))
+
+    def apply(self, params: Any, observations: jax.Array) -> tuple[jax.Array, jax.Array]:
+        logits, values = self.network.apply(params, observations)
+        return logits, jnp.stack([values[:, 0], -values[:, 0]], axis=1)
+
+
+@pytest.mark.parametrize("game_name", ["tictactoe", "connect4"])
+def test_maxn_with_two_zero_sum_players_is_mctx_negamax(game_name: str) -> None:
+    # With two players whose values are opposite, max-n is negamax: the same Gumbel noise
+    # (same key), the same moves, weights and root values as mctx's own search.
+    from rlloop import games
+    from rlloop.selfplay import new_games
+
+    game = games.make(game_name)
+    net = ZeroSum(game)
+    states = new_games(game, jax.random.key(5), 24, random_opening_moves=3)
+    knobs = dict(num_simulations=24, max_num_considered_actions=4, value_scale=1.0, max_actions=0)
+    out = {}
+    for case in ("paranoid", "maxn"):
+        search = jax.jit(make_search(game, net, multiplayer=case, **knobs))
+        out[case] = jax.tree.map(np.asarray, search(net.params, jax.random.key(7), states))
+    live = ~np.asarray(states.terminated | states.truncated)
+    assert live.sum() >= 16
+    np.testing.assert_array_equal(out["maxn"].action[live], out["paranoid"].action[live])
+    np.testing.assert_allclose(out["maxn"].action_weights[live], out["paranoid"].action_weights[live], atol=1e-5)
+    mctx_tree, maxn_tree = out["paranoid"].search_tree, out["maxn"].search_tree
+    np.testing.assert_array_equal(maxn_tree.children_visits[live], mctx_tree.children_visits[live])
+    np.testing.assert_allclose(maxn_tree.node_values[live, 0], mctx_tree.node_values[live, 0], atol=1e-5)
+
+
+def test_maxn_searches_three_player_ringrift() -> None:
+    # The real thing: square8 with three players, slots and forced moves in the tree.
+    from rlloop import games
+    from rlloop.networks import init_params, make_network
+    from rlloop.search import evaluate, greedy_action
+    from rlloop.selfplay import new_games
+
+    game = games.make("ringrift_square8_3p")
+    network = make_network(game, num_blocks=1, channels=8, value_hidden=16)
+    params = init_params(network, game, jax.random.key(0))
+    states = new_games(game, jax.random.key(1), 4, random_opening_moves=12)
+    search = jax.jit(make_search(game, network, num_simulations=8, max_num_considered_actions=4,
+                                 max_actions=16, max_forced_moves=4, multiplayer="maxn"))  # fmt: skip
+    out = jax.tree.map(np.asarray, search(params, jax.random.key(2), states))
+    legal = np.asarray(states.legal_action_mask)
+    np.testing.assert_allclose(out.action_weights.sum(-1), 1.0, atol=1e-5)
+    assert np.all(out.action_weights[~legal] == 0.0)
+    assert np.all(legal[np.arange(4), out.action])
+    assert np.all(legal[np.arange(4), np.asarray(greedy_action(out))])
+    assert np.all(out.search_tree.children_visits[:, 0].sum(-1) == 8)
+    # The root's raw value in the returned (root player's) view is the mover's own value.
+    _, values = evaluate(network, game, params, states)
+    np.testing.assert_allclose(out.search_tree.raw_values[:, 0], np.asarray(values)[:, 0], atol=1e-6)
