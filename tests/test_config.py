@@ -92,7 +92,7 @@ def test_bad_values_are_named(override: str, expected: str | None) -> None:
 
 def test_maxn_search_needs_gumbel() -> None:
     assert rlloop.compose(["search.multiplayer=maxn"]).search.multiplayer.value == "maxn"
-    with pytest.raises(ValueError, match="search.multiplayer=maxn needs search.algorithm=gumbel"):
+    with pytest.raises(ValueError, match=r"search\.multiplayer=maxn needs search\.algorithm=gumbel"):
         rlloop.compose(["search=puct", "search.multiplayer=maxn"])
 
 
